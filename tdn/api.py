@@ -1,0 +1,75 @@
+"""``load_model``: the one way to get a ready-to-run TDN."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from tdn.checkpoint import ModelMeta, build_from_file
+from tdn.labels import load_labels
+from tdn.model import TDN, TDNConfig
+
+DEMO_WEIGHTS = Path(__file__).resolve().parent.parent / "weights" / "demo" / "tdn_r18_synth.pt"
+PRECISIONS = ("fp32", "bf16", "fp16")
+
+
+def resolve_device(device: str) -> torch.device:
+    """"auto" -> cuda if present, else cpu; "cuda" without a GPU is an error."""
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    dev = torch.device(device)
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError("device 'cuda' was asked for but no CUDA GPU is available; use device='cpu'")
+    if dev.type not in ("cpu", "cuda"):
+        raise ValueError(f"device must be cpu, cuda or auto, got {device!r}")
+    return dev
+
+
+def resolve_precision(precision: str, device: torch.device) -> str:
+    """"auto" -> fp16 on CUDA, bf16 on CPU; fp16 on CPU is refused (slow and lossy there)."""
+    if precision == "auto":
+        return "fp16" if device.type == "cuda" else "bf16"
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {', '.join(PRECISIONS)} or auto, got {precision!r}")
+    if precision == "fp16" and device.type != "cuda":
+        raise ValueError("precision 'fp16' needs a CUDA device; on CPU use 'bf16' or 'fp32'")
+    return precision
+
+
+def prepare_for_inference(model: TDN, *, device: torch.device, precision: str, fold_bn: bool = True) -> TDN:
+    """Eval mode, BatchNorm folded, channels_last, on ``device``, autocast at ``precision``."""
+    model.eval()
+    if fold_bn:
+        model.fold_batchnorm()
+    model.to(device=device, memory_format=torch.channels_last)
+    model.precision = precision
+    model.requires_grad_(False)
+    return model
+
+
+def load_model(weights: str | Path | None = None, *, arch: str = "resnet50", num_segments: int = 8,
+               num_classes: int = 400, variant: str = "tdn", device: str = "cpu", precision: str = "fp32",
+               labels: str | Path | list[str] | None = None, fold_bn: bool = True) -> TDN:
+    """An eval-mode TDN ready to run.
+
+    Input float32 ``(N, T, 5, 3, H, W)`` normalised RGB, output float32 logits ``(N, classes)``.
+    ``weights``: None (random initialisation), this project's file, or an official TDN
+    checkpoint; from a file, arch, block counts and classes come from the file (and T too,
+    for this project's files; official files do not store it, so ``num_segments`` is used).
+    ``labels``: a label file or list overriding the names stored with the weights.
+    ``model.meta`` carries labels and preprocessing (:class:`tdn.checkpoint.ModelMeta`).
+    """
+    dev = resolve_device(device)
+    prec = resolve_precision(precision, dev)
+    if weights is None:
+        model = TDN(TDNConfig(arch=arch, num_segments=num_segments, num_classes=num_classes, variant=variant))
+        meta = ModelMeta()
+    else:
+        model, meta = build_from_file(weights, num_segments=num_segments)
+    if labels is not None:
+        names = list(labels) if isinstance(labels, (list, tuple)) else load_labels(labels)
+        if len(names) != model.cfg.num_classes:
+            raise ValueError(f"label file has {len(names)} names but the model has {model.cfg.num_classes} classes")
+        meta.labels = names
+    model.meta = meta
+    return prepare_for_inference(model, device=dev, precision=prec, fold_bn=fold_bn)

@@ -1,0 +1,445 @@
+"""TDN: Temporal Difference Networks (Wang, Tong, Ji, Wu, CVPR 2021, arXiv 2012.10071).
+
+A ResNet whose stages see a video as T segments. Each segment is a centre frame with its
+L-1 neighbours (L = 5):
+
+* the short-term module (S-TDM) stacks the L-1 RGB differences around the centre, runs them
+  through a low-resolution stem and ResNet stage 1 of its own, and adds the result to the
+  RGB stream after the stem and after stage 1 (``x = a*x + b*diff``);
+* the long-term module (L-TDM) in every block of stages 2-4 (the paper's stages 3-5) gates
+  features with bidirectional, multi-scale differences between adjacent segments
+  (``F + F * G``), followed by a depthwise temporal convolution over T (kernel 3, initialised
+  as a temporal shift).
+
+Block naming follows torchvision (``layer1.0.conv1``) so that ImageNet ResNet files map by
+name; the official TDN names are converted by :func:`tdn.checkpoint.remap_official`.
+
+The network is split where the streaming cache needs it: :meth:`TDN.forward_segments` is
+everything that sees one segment at a time (stem, stage 1, S-TDM), :meth:`TDN.forward_temporal`
+is the rest (stages 2-4 with L-TDM and the temporal conv, head, average consensus).
+"""
+from __future__ import annotations
+
+import contextlib
+from dataclasses import asdict, dataclass, field
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.nn.utils.fusion import fuse_conv_bn_eval
+
+# arch -> (block type, blocks per stage)
+ARCHS: dict[str, tuple[str, tuple[int, int, int, int]]] = {
+    "resnet18": ("basic", (2, 2, 2, 2)),
+    "resnet34": ("basic", (3, 4, 6, 3)),
+    "resnet50": ("bottleneck", (3, 4, 6, 3)),
+    "resnet101": ("bottleneck", (3, 4, 23, 3)),
+}
+
+# variant -> which temporal parts it has: (S-TDM, L-TDM, temporal conv)
+VARIANTS: dict[str, tuple[bool, bool, bool]] = {
+    "tdn": (True, True, True),
+    "tsn": (False, False, False),
+    "stdm": (True, False, False),
+    "ltdm": (False, True, False),
+    "tsm": (False, False, True),
+}
+
+
+def official_fusion_weights(num_segments: int) -> tuple[float, float]:
+    """(RGB, difference) weights of the S-TDM fusion as the official release sets them."""
+    return (0.5, 0.5) if num_segments == 8 else (0.75, 0.25)
+
+
+@dataclass(frozen=True)
+class TDNConfig:
+    """Everything that defines a TDN network; stored in this project's checkpoints."""
+
+    arch: str = "resnet50"
+    layers: tuple[int, int, int, int] | None = None  # blocks per stage; None: the arch's standard counts
+    num_segments: int = 8
+    num_classes: int = 400
+    variant: str = "tdn"
+    neighbours: int = 5  # frames per segment (L), the centre at index L // 2
+    fusion: tuple[float, float] | None = None  # (rgb, diff) weights; None: official rule for T
+    dropout: float = 0.5
+    ltdm_reduction: int = 16
+    shift_fold_div: int = 8  # temporal conv starts as a shift of 1/8 of channels each way
+
+    def __post_init__(self):
+        if self.arch not in ARCHS:
+            raise ValueError(f"unknown arch {self.arch!r}; expected one of {', '.join(ARCHS)}")
+        if self.variant not in VARIANTS:
+            raise ValueError(f"unknown variant {self.variant!r}; expected one of {', '.join(VARIANTS)}")
+        if self.num_segments < 1 or self.num_classes < 1:
+            raise ValueError(f"num_segments and num_classes must be >= 1, got {self.num_segments}, {self.num_classes}")
+        if self.neighbours < 2:
+            raise ValueError(f"neighbours must be >= 2 (differences need two frames), got {self.neighbours}")
+        if self.layers is None:
+            object.__setattr__(self, "layers", ARCHS[self.arch][1])
+        object.__setattr__(self, "layers", tuple(int(n) for n in self.layers))
+        if self.fusion is None:
+            object.__setattr__(self, "fusion", official_fusion_weights(self.num_segments))
+        object.__setattr__(self, "fusion", tuple(float(w) for w in self.fusion))
+
+    @property
+    def block(self) -> str:
+        return ARCHS[self.arch][0]
+
+    @property
+    def has_stdm(self) -> bool:
+        return VARIANTS[self.variant][0]
+
+    @property
+    def has_ltdm(self) -> bool:
+        return VARIANTS[self.variant][1]
+
+    @property
+    def has_temporal_conv(self) -> bool:
+        return VARIANTS[self.variant][2]
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def _bn(channels: int) -> nn.BatchNorm2d:
+    return nn.BatchNorm2d(channels)
+
+
+class TemporalConv(nn.Module):
+    """Depthwise convolution over the segment axis, kernel 3, zero padding.
+
+    ``out[t] = w0 * x[t-1] + w1 * x[t] + w2 * x[t+1]`` per channel, computed on an
+    ``(N, T, C, H, W)`` view with three shifted multiply-adds instead of permuting the whole
+    tensor. The weight has ``nn.Conv1d``'s shape ``(C, 1, 3)``; it starts as a temporal
+    shift: ``C/fold_div`` channels read the next segment, as many the previous one, the rest
+    stay in place.
+    """
+
+    def __init__(self, channels: int, num_segments: int, fold_div: int = 8):
+        super().__init__()
+        self.num_segments = num_segments
+        fold = channels // fold_div
+        weight = torch.zeros(channels, 1, 3)
+        weight[:fold, 0, 2] = 1.0  # these channels take x[t+1]
+        weight[fold : 2 * fold, 0, 0] = 1.0  # these take x[t-1]
+        weight[2 * fold :, 0, 1] = 1.0  # the rest are unchanged
+        self.weight = nn.Parameter(weight)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        nt, c, h, w = x.shape
+        x = x.view(nt // self.num_segments, self.num_segments, c, h, w)  # (N*T, C, H, W) -> (N, T, C, H, W)
+        k = self.weight.to(x.dtype).view(c, 3, 1, 1)  # (C, 1, 3) -> (C, 3, 1, 1)
+        out = x * k[:, 1]
+        out[:, 1:] += x[:, :-1] * k[:, 0]
+        out[:, :-1] += x[:, 1:] * k[:, 2]
+        return out.view(nt, c, h, w)  # (N, T, C, H, W) -> (N*T, C, H, W)
+
+
+class LongTermTDM(nn.Module):
+    """Long-term temporal difference module (the official ``mSEModule``).
+
+    On reduced features ``R`` (C/16 channels), differences to the adjacent segment after a
+    depthwise 3x3 ``conv_next``: forward ``D_f[t] = conv_next(R)[t+1] - R[t]`` and backward
+    ``D_b[t] = conv_next(R)[t-1] - R[t]``, zero where the neighbour is missing. Each is
+    refined at two scales (full resolution, and average-pooled by 2 then upsampled),
+    averaged with itself, expanded back to C channels and squashed: ``G = sigmoid(.) - 1/2``.
+    Output ``F + F * (G_f + G_b) / 2``.
+    """
+
+    _CONV_BN = (("reduce", "reduce_bn"), ("scale1_conv", "scale1_bn"), ("scale2_conv", "scale2_bn"), ("expand", "expand_bn"))
+
+    def __init__(self, channels: int, num_segments: int, reduction: int = 16):
+        super().__init__()
+        self.num_segments = num_segments
+        r = channels // reduction
+        self.reduce = nn.Conv2d(channels, r, 1, bias=False)
+        self.reduce_bn = _bn(r)
+        self.conv_next = nn.Conv2d(r, r, 3, padding=1, groups=r, bias=False)
+        self.scale1_conv = nn.Conv2d(r, r, 3, padding=1, bias=False)
+        self.scale1_bn = _bn(r)
+        self.scale2_conv = nn.Conv2d(r, r, 3, padding=1, bias=False)
+        self.scale2_bn = _bn(r)
+        self.expand = nn.Conv2d(r, channels, 1, bias=False)
+        self.expand_bn = _bn(channels)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        nt, c, h, w = x.shape
+        t = self.num_segments
+        reduced = self.reduce_bn(self.reduce(x))  # (N*T, r, H, W)
+        r = reduced.shape[1]
+        shifted = self.conv_next(reduced).view(-1, t, r, h, w)  # (N*T, r, H, W) -> (N, T, r, H, W)
+        reduced = reduced.view(-1, t, r, h, w)
+        diff = reduced.new_zeros((2, nt // t, t, r, h, w))  # [forward, backward]
+        diff[0, :, :-1] = shifted[:, 1:] - reduced[:, :-1]
+        diff[1, :, 1:] = shifted[:, :-1] - reduced[:, 1:]
+        diff = diff.view(2 * nt, r, h, w)  # (2, N, T, r, H, W) -> (2*N*T, r, H, W)
+        if channels_last := x.is_contiguous(memory_format=torch.channels_last):
+            diff = diff.contiguous(memory_format=torch.channels_last)
+        coarse = self.scale2_bn(self.scale2_conv(F.avg_pool2d(diff, 2)))
+        coarse = F.interpolate(coarse, size=(h, w), mode="nearest")
+        fine = self.scale1_bn(self.scale1_conv(diff))
+        gate = torch.sigmoid(self.expand_bn(self.expand((diff + coarse + fine) / 3.0)))  # (2*N*T, C, H, W)
+        gate_forward, gate_backward = gate.chunk(2)
+        out = x * (0.5 * (gate_forward + gate_backward) + 0.5)  # F + F * ((s_f - 1/2) + (s_b - 1/2)) / 2
+        return out.contiguous(memory_format=torch.channels_last) if channels_last else out
+
+
+class TemporalParts(nn.Module):
+    """The temporal modules inserted after a block's first convolution (either may be absent)."""
+
+    def __init__(self, channels: int, cfg: TDNConfig):
+        super().__init__()
+        self.ltdm = LongTermTDM(channels, cfg.num_segments, cfg.ltdm_reduction) if cfg.has_ltdm else None
+        self.tconv = TemporalConv(channels, cfg.num_segments, cfg.shift_fold_div) if cfg.has_temporal_conv else None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.ltdm is not None:
+            x = self.ltdm(x)
+        if self.tconv is not None:
+            x = self.tconv(x)
+        return x
+
+
+class BasicBlock(nn.Module):
+    expansion = 1
+    _CONV_BN = (("conv1", "bn1"), ("conv2", "bn2"))
+
+    def __init__(self, inplanes: int, planes: int, stride: int = 1, downsample: nn.Module | None = None,
+                 temporal: TemporalParts | None = None):
+        super().__init__()
+        self.conv1 = nn.Conv2d(inplanes, planes, 3, stride=stride, padding=1)
+        self.bn1 = _bn(planes)
+        self.temporal = temporal
+        self.conv2 = nn.Conv2d(planes, planes, 3, padding=1)
+        self.bn2 = _bn(planes)
+        self.downsample = downsample
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = F.relu(self.bn1(self.conv1(x)))
+        if self.temporal is not None:
+            out = self.temporal(out)
+        out = self.bn2(self.conv2(out))
+        identity = x if self.downsample is None else self.downsample(x)
+        return F.relu(out + identity)
+
+
+class Bottleneck(nn.Module):
+    expansion = 4
+    _CONV_BN = (("conv1", "bn1"), ("conv2", "bn2"), ("conv3", "bn3"))
+
+    def __init__(self, inplanes: int, planes: int, stride: int = 1, downsample: nn.Module | None = None,
+                 temporal: TemporalParts | None = None):
+        super().__init__()
+        self.conv1 = nn.Conv2d(inplanes, planes, 1)
+        self.bn1 = _bn(planes)
+        self.temporal = temporal
+        self.conv2 = nn.Conv2d(planes, planes, 3, stride=stride, padding=1)
+        self.bn2 = _bn(planes)
+        self.conv3 = nn.Conv2d(planes, planes * 4, 1)
+        self.bn3 = _bn(planes * 4)
+        self.downsample = downsample
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = F.relu(self.bn1(self.conv1(x)))
+        if self.temporal is not None:
+            out = self.temporal(out)
+        out = F.relu(self.bn2(self.conv2(out)))
+        out = self.bn3(self.conv3(out))
+        identity = x if self.downsample is None else self.downsample(x)
+        return F.relu(out + identity)
+
+
+class Downsample(nn.Sequential):
+    _CONV_BN = (("0", "1"),)
+
+    def __init__(self, inplanes: int, outplanes: int, stride: int):
+        super().__init__(nn.Conv2d(inplanes, outplanes, 1, stride=stride), _bn(outplanes))
+
+
+def _make_stage(block: type, inplanes: int, planes: int, blocks: int, stride: int,
+                cfg: TDNConfig | None) -> tuple[nn.Sequential, int]:
+    """A ResNet stage; with ``cfg`` given, every block gets the variant's temporal parts."""
+    outplanes = planes * block.expansion
+    downsample = Downsample(inplanes, outplanes, stride) if stride != 1 or inplanes != outplanes else None
+    temporal = (lambda: TemporalParts(planes, cfg)) if cfg is not None and (cfg.has_ltdm or cfg.has_temporal_conv) else (lambda: None)
+    layers = [block(inplanes, planes, stride, downsample, temporal())]
+    layers += [block(outplanes, planes, temporal=temporal()) for _ in range(1, blocks)]
+    return nn.Sequential(*layers), outplanes
+
+
+class ShortTermTDM(nn.Module):
+    """Short-term temporal difference module: the RGB differences around each segment's centre.
+
+    The L-1 differences of consecutive frames are stacked on the channel axis
+    (``3*(L-1)`` channels), average-pooled by 2, and run through a stem (7x7/2 conv, BN,
+    ReLU, 3x3/2 max-pool) and a ResNet stage 1 of their own; both outputs are fused into
+    the RGB stream by the parent (:meth:`TDN.forward_segments`).
+    """
+
+    _CONV_BN = (("conv", "bn"),)
+
+    def __init__(self, block: type, blocks: int, neighbours: int):
+        super().__init__()
+        self.conv = nn.Conv2d(3 * (neighbours - 1), 64, 7, stride=2, padding=3, bias=False)
+        self.bn = _bn(64)
+        self.layer1, _ = _make_stage(block, 64, 64, blocks, 1, None)
+
+    def stem(self, segments: torch.Tensor) -> torch.Tensor:
+        diffs = segments[:, 1:] - segments[:, :-1]  # (M, L, 3, H, W) -> (M, L-1, 3, H, W)
+        x = diffs.flatten(1, 2)  # (M, L-1, 3, H, W) -> (M, 3*(L-1), H, W)
+        if self.conv.weight.is_contiguous(memory_format=torch.channels_last):
+            x = x.contiguous(memory_format=torch.channels_last)
+        x = F.avg_pool2d(x, 2)
+        x = F.relu(self.bn(self.conv(x)))
+        return F.max_pool2d(x, 3, stride=2, padding=1)
+
+
+class TDN(nn.Module):
+    """TDN-ResNet. Input ``(N, T, L, 3, H, W)`` normalised RGB, output logits ``(N, classes)``.
+
+    ``precision`` ("fp32", "bf16", "fp16") selects autocast inside every forward method;
+    outputs are float32 whatever it is.
+    """
+
+    _CONV_BN = (("conv1", "bn1"),)
+
+    def __init__(self, cfg: TDNConfig):
+        super().__init__()
+        self.cfg = cfg
+        self.precision = "fp32"
+        self.batchnorm_folded = False
+        block = BasicBlock if cfg.block == "basic" else Bottleneck
+        self.conv1 = nn.Conv2d(3, 64, 7, stride=2, padding=3)
+        self.bn1 = _bn(64)
+        self.stdm = ShortTermTDM(block, cfg.layers[0], cfg.neighbours) if cfg.has_stdm else None
+        self.layer1, width = _make_stage(block, 64, 64, cfg.layers[0], 1, None)
+        self.layer2, width = _make_stage(block, width, 128, cfg.layers[1], 2, cfg)
+        self.layer3, width = _make_stage(block, width, 256, cfg.layers[2], 2, cfg)
+        self.layer4, width = _make_stage(block, width, 512, cfg.layers[3], 2, cfg)
+        self.dropout = nn.Dropout(cfg.dropout)
+        self.fc = nn.Linear(width, cfg.num_classes)
+        self.num_features = width
+        self._init_weights()
+
+    def _init_weights(self) -> None:
+        for m in self.modules():
+            if isinstance(m, nn.Conv2d):
+                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+                if m.bias is not None:
+                    nn.init.zeros_(m.bias)
+            elif isinstance(m, nn.BatchNorm2d):
+                nn.init.ones_(m.weight)
+                nn.init.zeros_(m.bias)
+        nn.init.normal_(self.fc.weight, 0, 0.001)
+        nn.init.zeros_(self.fc.bias)
+
+    # -- precision and layout ------------------------------------------------------------
+    def _autocast(self):
+        if self.precision == "fp32":
+            return contextlib.nullcontext()
+        device_type = self.fc.weight.device.type
+        dtype = torch.bfloat16 if self.precision == "bf16" else torch.float16
+        return torch.autocast(device_type, dtype=dtype)
+
+    def _prepare(self, x: torch.Tensor) -> torch.Tensor:
+        return x.to(self.fc.weight.device, torch.float32, non_blocking=True)
+
+    @property
+    def channels_last(self) -> bool:
+        return self.conv1.weight.is_contiguous(memory_format=torch.channels_last)
+
+    # -- the per-segment part ------------------------------------------------------------
+    def forward_segments(self, segments: torch.Tensor, *, with_response: bool = False):
+        """Stem, stage 1 and S-TDM for independent segments.
+
+        ``segments`` ``(M, L, 3, H, W)`` -> features ``(M, C, H/4, W/4)`` (C = 64 * expansion).
+        With ``with_response``, also returns the S-TDM response per segment, ``(M, H/4, W/4)``
+        float32: the mean magnitude of the difference features fused after stage 1 (None for
+        variants without S-TDM).
+        """
+        segments = self._prepare(segments)
+        m, length = segments.shape[:2]
+        if length != self.cfg.neighbours:
+            raise ValueError(f"expected {self.cfg.neighbours} frames per segment, got {length} (shape {tuple(segments.shape)})")
+        with self._autocast():
+            centre = segments[:, length // 2]  # (M, L, 3, H, W) -> (M, 3, H, W)
+            if self.channels_last:
+                centre = centre.contiguous(memory_format=torch.channels_last)
+            x = F.relu(self.bn1(self.conv1(centre)))
+            x = F.max_pool2d(x, 3, stride=2, padding=1)
+            response = None
+            if self.stdm is None:
+                x = self.layer1(x)
+            else:
+                a, b = self.cfg.fusion
+                diff = self.stdm.stem(segments)
+                x = a * x + b * F.interpolate(diff, size=x.shape[-2:], mode="nearest")
+                diff = self.stdm.layer1(diff)
+                diff = F.interpolate(diff, size=x.shape[-2:], mode="nearest")
+                x = a * self.layer1(x) + b * diff
+                if with_response:
+                    response = diff.float().abs().mean(1)  # (M, C, h, w) -> (M, h, w)
+        return (x, response) if with_response else x
+
+    # -- the cross-segment part ----------------------------------------------------------
+    def forward_temporal(self, features: torch.Tensor) -> torch.Tensor:
+        """Stages 2-4 (L-TDM, temporal conv), head and average consensus.
+
+        ``features`` ``(N, T, C, h, w)`` from :meth:`forward_segments` -> logits ``(N, classes)`` float32.
+        """
+        n, t = features.shape[:2]
+        if t != self.cfg.num_segments and (self.cfg.has_ltdm or self.cfg.has_temporal_conv):
+            raise ValueError(f"this model was built for T={self.cfg.num_segments} segments, got {t}")
+        with self._autocast():
+            x = features.flatten(0, 1)  # (N, T, C, h, w) -> (N*T, C, h, w)
+            if self.channels_last:
+                x = x.contiguous(memory_format=torch.channels_last)
+            x = self.layer4(self.layer3(self.layer2(x)))
+            x = F.adaptive_avg_pool2d(x, 1).flatten(1)  # (N*T, C', h', w') -> (N*T, C')
+            logits = self.fc(self.dropout(x))
+        return logits.float().view(n, t, -1).mean(1)  # (N*T, K) -> (N, T, K) -> (N, K)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.dim() != 6 or x.shape[3] != 3:
+            raise ValueError(f"expected input (N, T, L, 3, H, W), got shape {tuple(x.shape)}")
+        n, t = x.shape[:2]
+        features = self.forward_segments(x.flatten(0, 1))  # (N, T, L, 3, H, W) -> (N*T, L, 3, H, W)
+        return self.forward_temporal(features.unflatten(0, (n, t)))  # (N*T, C, h, w) -> (N, T, C, h, w)
+
+    # -- inference-time rewrites ---------------------------------------------------------
+    @torch.no_grad()
+    def fold_batchnorm(self) -> "TDN":
+        """Fold every eval-mode BatchNorm into the convolution before it (inference only)."""
+        if self.training:
+            raise RuntimeError("fold_batchnorm() needs eval mode: the running statistics are folded")
+        for module in list(self.modules()):
+            for conv_name, bn_name in getattr(module, "_CONV_BN", ()):
+                bn = getattr(module, bn_name)
+                if isinstance(bn, nn.BatchNorm2d):
+                    setattr(module, conv_name, fuse_conv_bn_eval(getattr(module, conv_name), bn))
+                    setattr(module, bn_name, nn.Identity())
+        self.batchnorm_folded = True
+        return self
+
+
+def create_model(arch: str = "resnet50", *, num_segments: int = 8, num_classes: int = 400, variant: str = "tdn",
+                 **kwargs) -> TDN:
+    """A randomly initialised TDN in train mode; extra keyword arguments go to :class:`TDNConfig`."""
+    return TDN(TDNConfig(arch=arch, num_segments=num_segments, num_classes=num_classes, variant=variant, **kwargs))
+
+
+def tdn_resnet18(**kwargs) -> TDN:
+    return create_model("resnet18", **kwargs)
+
+
+def tdn_resnet34(**kwargs) -> TDN:
+    return create_model("resnet34", **kwargs)
+
+
+def tdn_resnet50(**kwargs) -> TDN:
+    return create_model("resnet50", **kwargs)
+
+
+def tdn_resnet101(**kwargs) -> TDN:
+    return create_model("resnet101", **kwargs)
