@@ -27,7 +27,7 @@ class SourceError(ValueError):
 class Frame:
     """One captured frame.
 
-    image: uint8 ``(H, W, 3)`` RGB (converted once, at capture; never modified afterwards).
+    image: uint8 ``(H, W, 3)`` RGB (converted once, at capture; read-only, shared by windows).
     t: capture time in unix seconds (for files paced in real time: the frame's time on the
        file's timeline, anchored at the moment playback started).
     index: 0, 1, 2, ... per source, in capture order (gaps never occur; drops show in ``t``).

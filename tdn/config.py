@@ -58,6 +58,11 @@ class PipelineConfig:
     open_timeout_s: float = 10.0
     reconnect_initial_s: float = 0.5
     reconnect_max_s: float = 8.0
+    read_timeout_s: float = 5.0  # a stream silent this long counts as lost
+    capture_max_side: int | None = 640  # frames downscaled at capture so the longer side fits; null: keep size
+    max_frame_gap_s: float = 1.0  # a pause between frames longer than this restarts the window grid
+    file_realtime: bool = True  # files played at their frame rate (False: as fast as they decode)
+    file_loop: bool = False  # files restart at the end instead of ending
     smoothing: int = 3  # windows averaged by the post-processor
     threshold: float = 0.0  # below this top-1 score nothing is claimed
     topk: int = 5
