@@ -1,0 +1,113 @@
+"""What the UI accepts from a browser, checked before anything reaches the server's pipeline.
+
+The app may be reached by people who should not be able to read the server's files, so
+everything a user types or picks is narrowed here:
+
+- camera sources: a device index or a stream URL (``rtsp://``, ``http(s)://``, ...), never a
+  file path (the pipeline itself would open files; :func:`parse_camera_source` refuses them);
+- weights and label files: only files inside ``weights/`` (:func:`resolve_in_weights`);
+- uploads: only files Gradio stored in its upload folder, of a video type, under the size limit
+  (:func:`check_upload`);
+- authentication: ``user:password`` from the config or ``$TDN_APP_AUTH`` (:func:`resolve_auth`).
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from pipelines.masking import mask_credentials
+from pipelines.sources import STREAM_SCHEMES
+from tdn.config import REPO_ROOT
+
+WEIGHTS_DIR = REPO_ROOT / "weights"
+LABELS_DIR = WEIGHTS_DIR / "labels"
+WEIGHT_SUFFIXES = (".pt", ".pth", ".pth.tar", ".tar")
+VIDEO_SUFFIXES = (".mp4", ".m4v", ".mov", ".avi", ".mkv", ".webm", ".mpg", ".mpeg", ".ogv", ".y4m")
+AUTH_ENV = "TDN_APP_AUTH"
+MAX_CAMERA_INDEX = 63
+
+
+def parse_camera_source(text: str) -> int | str:
+    """A device index (``"0"`` -> 0) or a stream URL; anything else is a ValueError.
+
+    >>> parse_camera_source(" 1 ")
+    1
+    >>> parse_camera_source("rtsp://user:pw@10.0.0.2/live")
+    'rtsp://user:pw@10.0.0.2/live'
+    """
+    text = (text or "").strip()
+    if not text:
+        raise ValueError("enter a camera: a device index such as 0, or a stream URL such as rtsp://host:554/path")
+    if text.isdigit():
+        index = int(text)
+        if index > MAX_CAMERA_INDEX:
+            raise ValueError(f"camera index {index} is out of range: expected 0 to {MAX_CAMERA_INDEX}")
+        return index
+    scheme, sep, rest = text.partition("://")
+    if not sep or scheme.lower() not in STREAM_SCHEMES:
+        raise ValueError(f"not a camera source: {mask_credentials(text)!r}; expected a device index or a URL "
+                         f"starting with {', '.join(s + '://' for s in STREAM_SCHEMES)} (files cannot be opened here; "
+                         "use the Clip tab to upload a video)")
+    if not rest.split("/", 1)[0].rpartition("@")[2]:
+        raise ValueError(f"stream URL {mask_credentials(text)!r} has no host")
+    if any(c.isspace() for c in text):
+        raise ValueError(f"stream URL {mask_credentials(text)!r} contains spaces")
+    return text
+
+
+def resolve_auth(configured: str | None, environ: dict[str, str] | None = None) -> tuple[str, str] | None:
+    """``(user, password)`` from ``$TDN_APP_AUTH`` (which wins) or the config, or None for no login."""
+    environ = os.environ if environ is None else environ
+    text = environ.get(AUTH_ENV) or configured
+    if not text:
+        return None
+    user, sep, password = text.partition(":")
+    if not sep or not user or not password:
+        source = f"${AUTH_ENV}" if environ.get(AUTH_ENV) else "app.auth"
+        raise ValueError(f"{source} must be 'user:password' with both parts non-empty")
+    return user, password
+
+
+def _is_weights_file(path: Path) -> bool:
+    return path.is_file() and path.name.endswith(WEIGHT_SUFFIXES)
+
+
+def weights_choices(weights_dir: Path = WEIGHTS_DIR) -> list[str]:
+    """Weight files under ``weights_dir``, as paths relative to it, sorted."""
+    if not weights_dir.is_dir():
+        return []
+    return sorted(p.relative_to(weights_dir).as_posix() for p in weights_dir.rglob("*") if _is_weights_file(p))
+
+
+def label_choices(labels_dir: Path = LABELS_DIR) -> list[str]:
+    """Label files (``*.txt``) in ``labels_dir``, by file name."""
+    return sorted(p.name for p in labels_dir.glob("*.txt")) if labels_dir.is_dir() else []
+
+
+def resolve_in_weights(name: str, directory: Path = WEIGHTS_DIR) -> Path:
+    """``directory / name`` if it is an existing file inside ``directory`` (no ``..``, no symlink out)."""
+    root = directory.resolve()
+    path = (root / name).resolve()
+    if not path.is_relative_to(root):
+        raise ValueError(f"{name!r} is outside {directory.name}/: only files in {directory} can be chosen")
+    if not path.is_file():
+        raise FileNotFoundError(f"no file {name!r} in {directory}")
+    return path
+
+
+def check_upload(path: str | Path, *, upload_dir: str | Path, max_mb: float) -> Path:
+    """An uploaded video: inside Gradio's ``upload_dir``, a video suffix, not empty, at most ``max_mb``."""
+    path = Path(path).resolve()
+    if not path.is_relative_to(Path(upload_dir).resolve()):
+        raise ValueError("only uploaded files can be used; upload the clip again")
+    if not path.name.lower().endswith(VIDEO_SUFFIXES):
+        raise ValueError(f"unsupported file type {path.suffix or '(none)'!r}: expected a video "
+                         f"({', '.join(VIDEO_SUFFIXES)})")
+    if not path.is_file():
+        raise FileNotFoundError("the uploaded file is gone; upload it again")
+    size = path.stat().st_size
+    if size == 0:
+        raise ValueError(f"{path.name} is empty")
+    if size > max_mb * 1024 * 1024:
+        raise ValueError(f"{path.name} is {size / 2**20:.0f} MB; the limit is {max_mb:g} MB (app.max_upload_mb)")
+    return path
