@@ -75,6 +75,11 @@ class AppConfig:
     auth: str | None = None  # "user:password"; also read from $TDN_APP_AUTH
     max_upload_mb: int = 200
     stream_every: float = 0.1
+    webcam_time_limit: float = 600.0  # seconds a browser webcam stream runs before the user restarts it
+    webcam_sessions: int = 4  # browser webcams served at once (Gradio concurrency limit)
+    max_cameras: int = 4  # camera streams one browser session may open
+    refresh_s: float = 0.25  # how often camera views and their stats refresh
+    mirror_preview: bool = True  # webcam preview mirrored like a selfie (the model always sees the camera's view)
 
 
 @dataclass
