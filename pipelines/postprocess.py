@@ -1,0 +1,73 @@
+"""Post-processing per stream: softmax, smoothing over recent windows, threshold, top-k,
+label-change events.
+
+Example::
+
+    post = PostProcessor(labels, smoothing=3, threshold=0.5, topk=5)
+    p = post.update(logits)        # logits (K,) of the newest window
+    p.label                         # top-1 name, or None when its smoothed score < threshold
+    p.changed                       # True when p.label differs from the previous prediction's
+"""
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from tdn.labels import label_name
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """A post-processed prediction.
+
+    scores: float32 ``(K,)`` probabilities averaged over the last ``smoothing`` windows.
+    topk: the ``topk`` best ``(label, score)`` pairs, best first (whatever the threshold).
+    label: the top-1 label, or None when its score is below the threshold (nothing claimed).
+    changed: ``label`` differs from the previous prediction's of the same stream.
+    """
+
+    scores: np.ndarray
+    topk: tuple[tuple[str, float], ...]
+    label: str | None
+    changed: bool
+    threshold: float
+
+    def claimed(self) -> list[dict]:
+        """``[{"label", "score"}]`` of the top-k entries at or above the threshold (JSON form)."""
+        return [{"label": name, "score": round(score, 6)} for name, score in self.topk if score >= self.threshold]
+
+
+class PostProcessor:
+    """Per-stream state: the last ``smoothing`` probability vectors and the current label."""
+
+    def __init__(self, labels: list[str] | None, *, smoothing: int = 3, threshold: float = 0.0, topk: int = 5):
+        if smoothing < 1:
+            raise ValueError(f"smoothing must be >= 1 window, got {smoothing}")
+        if not 0.0 <= threshold <= 1.0:
+            raise ValueError(f"threshold must be between 0 and 1, got {threshold}")
+        if topk < 1:
+            raise ValueError(f"topk must be >= 1, got {topk}")
+        self.labels = labels
+        self.threshold = threshold
+        self.topk = topk
+        self._recent: deque[np.ndarray] = deque(maxlen=smoothing)
+        self._label: str | None = None
+
+    def update(self, logits: torch.Tensor) -> Prediction:
+        """Add the newest window's logits ``(K,)`` and return the smoothed prediction."""
+        probs = torch.softmax(logits.detach().float().flatten(), 0).numpy()
+        self._recent.append(probs)
+        scores = np.mean(self._recent, axis=0).astype(np.float32)
+        order = np.argsort(-scores, kind="stable")[: self.topk]
+        topk = tuple((label_name(self.labels, int(i)), float(scores[i])) for i in order)
+        label = topk[0][0] if topk[0][1] >= self.threshold else None
+        changed = label != self._label
+        self._label = label
+        return Prediction(scores=scores, topk=topk, label=label, changed=changed, threshold=self.threshold)
+
+    def reset(self) -> None:
+        self._recent.clear()
+        self._label = None
