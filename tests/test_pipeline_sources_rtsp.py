@@ -2,12 +2,12 @@
 from __future__ import annotations
 
 import logging
+import signal
 import subprocess
 import sys
 import time
 
 import numpy as np
-import pytest
 
 from conftest import RtspServer, free_port
 from pipelines.sources import LiveSource, open_source
@@ -40,7 +40,6 @@ def test_stream_delivers_rgb_frames_and_goes_live(rtsp_server):
     assert src.status.detail == "stopped"
 
 
-@pytest.mark.slow
 def test_stream_reconnects_after_server_restart_on_the_same_port():
     server = RtspServer(free_port()).start()
     states = []
@@ -120,3 +119,20 @@ def test_status_log_lines_are_masked(caplog):
     src.wait_for_state({"failed"}, timeout=5)
     src.stop()
     assert "failed" in caplog.text and "topsecret" not in caplog.text
+
+
+def test_silent_stream_times_out_and_recovers(rtsp_server):
+    """A server that stops sending without closing the connection (SIGSTOP): the read timeout
+    marks the stream lost; once the server runs again the source is live again."""
+    src = open_source(rtsp_server.url, config=FAST).start()
+    try:
+        assert src.wait_for_state({"live"}, timeout=10).state == "live"
+        rtsp_server.proc.send_signal(signal.SIGSTOP)
+        try:
+            assert src.wait_for_state({"reconnecting"}, timeout=FAST.read_timeout_s + 8).state == "reconnecting"
+        finally:
+            rtsp_server.proc.send_signal(signal.SIGCONT)
+        assert src.wait_for_state({"live"}, timeout=20).state == "live"
+        assert wait_for_frames(src, 5, timeout=10)
+    finally:
+        src.stop()
