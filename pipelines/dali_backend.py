@@ -17,12 +17,12 @@ from __future__ import annotations
 import threading
 from typing import Sequence
 
-import cv2
 import numpy as np
 import torch
 from nvidia.dali import fn, pipeline_def, types
 from nvidia.dali.plugin.pytorch import feed_ndarray
 
+from pipelines.clip import fourcc
 from pipelines.preprocess import PreprocessSpec, _check_segments, crop_positions, to_model_layout
 
 CPU_DECODABLE = frozenset({"VP80", "VP90", "VP09", "MJPG"})  # FourCCs DALI 2.4 decodes on the CPU
@@ -38,16 +38,6 @@ def _resize_crop_normalise(frames, crop_x, crop_y, spec: PreprocessSpec):
         mean=[255.0 * m for m in spec.mean], std=[255.0 * s for s in spec.std],
         dtype=types.FLOAT, output_layout="FHWC",
     )
-
-
-def fourcc(path: str) -> str:
-    """The video codec's FourCC as OpenCV's demuxer reports it (``""`` when unknown)."""
-    capture = cv2.VideoCapture(str(path))
-    try:
-        code = int(capture.get(cv2.CAP_PROP_FOURCC)) if capture.isOpened() else 0
-    finally:
-        capture.release()
-    return code.to_bytes(4, "little").decode("ascii", "replace").strip("\x00") if code else ""
 
 
 class DaliPreprocessor:
