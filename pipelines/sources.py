@@ -28,6 +28,7 @@ import logging
 import math
 import threading
 import time
+import traceback
 from collections import deque
 from pathlib import Path
 from typing import Callable, Collection
@@ -38,6 +39,7 @@ import numpy as np
 from pipelines.buffer import FrameBuffer
 from pipelines.masking import mask_credentials
 from pipelines.types import FINAL_STATES, Frame, SourceError, SourceStats, SourceStatus
+from tdn.config import PipelineConfig
 
 log = logging.getLogger(__name__)
 
@@ -87,6 +89,7 @@ class Source:
         self._reconnects = 0
         self._last_t = -math.inf
         self._recent_t: deque[float] = deque(maxlen=_FPS_WINDOW)
+        self._stop_timeout_s = 10.0  # a blocked open/read returns within this
 
     # ---- lifecycle -------------------------------------------------------------------------
     def start(self) -> Source:
@@ -97,9 +100,11 @@ class Source:
         self._thread.start()
         return self
 
-    def stop(self, timeout: float = 10.0) -> None:
-        """Stop reading, join the capture thread (it releases its capture) and mark the source ``ended``."""
+    def stop(self, timeout: float | None = None) -> None:
+        """Stop reading, join the capture thread (it releases its capture) and mark the source ``ended``.
+        ``timeout``: longest wait for the thread (default: long enough for a pending open or read)."""
         self._stop_event.set()
+        timeout = self._stop_timeout_s if timeout is None else timeout
         if self._thread is not None and self._thread is not threading.current_thread():
             self._thread.join(timeout)
             if self._thread.is_alive():
@@ -170,7 +175,8 @@ class Source:
         try:
             self._run()
         except Exception as exc:  # a bug or an unexpected OpenCV error: report it, never die silently
-            log.exception("capture thread of %s crashed", self.name)
+            log.error("capture thread of %s crashed:\n%s", self.name,
+                      mask_credentials("".join(traceback.format_exception(exc))))
             self._set_status("failed", f"{self.name}: {type(exc).__name__}: {exc}")
 
     def _run(self) -> None:
@@ -213,6 +219,7 @@ class LiveSource(Source):
         self.read_timeout_s = read_timeout_s
         self.reconnect_initial_s = reconnect_initial_s
         self.reconnect_max_s = reconnect_max_s
+        self._stop_timeout_s = max(open_timeout_s, read_timeout_s) + 2.0
 
     def _run(self) -> None:
         cap = self._connect(deadline=time.monotonic() + self.open_timeout_s)
@@ -285,7 +292,9 @@ class FileSource(Source):
         self.fps = 0.0
 
     def start(self) -> Source:
-        """Open the file and check it has a frame (raises :class:`SourceError` if not), then start reading."""
+        """Open the file (raises :class:`SourceError` if it is not a video), then start reading."""
+        if self._thread is not None:
+            raise RuntimeError(f"source {self.name} already started")
         self._cap = self._open_checked()
         return super().start()
 
@@ -374,19 +383,17 @@ def describe_source(spec: str | int) -> str:
     return mask_credentials(str(spec))
 
 
-def open_source(spec: str | int, *, config=None, stream_id: str | None = None,
+def open_source(spec: str | int, *, config: PipelineConfig | None = None, stream_id: str | None = None,
                 on_status: StatusCallback | None = None, realtime: bool | None = None,
                 loop: bool | None = None) -> Source:
     """A (not yet started) source for ``spec``: a camera index (``0`` or ``"0"``), a URL
     (``rtsp://``, ``rtsps://``, ``rtmp://``, ``http://``, ``https://``) or a video file path.
 
-    ``config`` is a :class:`tdn.config.PipelineConfig` (defaults when None); ``realtime`` and
+    ``config``: the pipeline settings (defaults when None); ``realtime`` and
     ``loop`` override its ``file_realtime`` / ``file_loop`` for files. Raises ValueError for an
     unsupported URL scheme and FileNotFoundError for a missing file, naming the (masked) source.
     """
-    if config is None:
-        from tdn.config import PipelineConfig
-        config = PipelineConfig()
+    config = config if config is not None else PipelineConfig()
     common = dict(stream_id=stream_id, on_status=on_status, max_side=config.capture_max_side or None,
                   buffer=FrameBuffer(max_seconds=config.buffer_seconds, max_frames=config.buffer_max_frames))
     live = dict(open_timeout_s=config.open_timeout_s, read_timeout_s=config.read_timeout_s,

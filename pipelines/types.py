@@ -76,7 +76,7 @@ class SourceStats:
        with real time, pushed frames older than the newest). Evictions from the rolling
        buffer are counted by the buffer, not here.
     reconnects: times a lost stream was reopened.
-    fps: capture rate over the last few seconds.
+    fps: capture rate over the last 32 frames (by their capture times).
     """
 
     frames_read: int

@@ -167,3 +167,15 @@ def test_prepare_image_never_upscales_and_copies():
     image = np.zeros((20, 30, 3), np.uint8)
     out = prepare_image(image, bgr=False, max_side=640)
     assert out.shape == (20, 30, 3) and out is not image and not np.shares_memory(out, image)
+
+
+def test_crash_in_the_capture_thread_fails_the_source_with_a_masked_reason(tmp_path, monkeypatch, caplog):
+    def broken(*args, **kwargs):
+        raise RuntimeError("decoder exploded near rtsp://eve:letmein@10.0.0.9/x")
+
+    monkeypatch.setattr("pipelines.sources.prepare_image", broken)
+    with FileSource(write_video(tmp_path / "clip.mp4", moving_square_frames(3)), realtime=False) as src:
+        status = src.wait_for_state({"failed", "ended"}, timeout=10)
+    assert status.state == "failed" and "clip.mp4" in status.detail and "decoder exploded" in status.detail
+    assert "rtsp://***@10.0.0.9" in status.detail and "letmein" not in status.detail
+    assert "RuntimeError" in caplog.text and "letmein" not in caplog.text
