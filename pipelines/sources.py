@@ -46,6 +46,7 @@ log = logging.getLogger(__name__)
 STREAM_SCHEMES = ("rtsp", "rtsps", "rtmp", "http", "https")
 StatusCallback = Callable[[str, SourceStatus], None]  # (stream id, new status), from the capture thread
 _FPS_WINDOW = 32  # capture times kept for the rate estimate
+_BACKLOG_MAX_S = 3.0  # longest a (re)connected stream's buffered backlog is skipped
 
 
 def prepare_image(image: np.ndarray, *, bgr: bool, max_side: int | None) -> np.ndarray:
@@ -202,7 +203,9 @@ def _open_capture(target: int | str, *, open_timeout_s: float, read_timeout_s: f
 class LiveSource(Source):
     """A camera (``target`` an int index) or a network stream (``target`` a URL), reconnecting by itself.
 
-    Frames are stamped with the wall-clock time at which OpenCV returned them.
+    Frames are stamped with the wall-clock time at which OpenCV returned them; the backlog that
+    FFmpeg buffers while a stream opens (about a second of frames, returned in a burst) is
+    skipped after each (re)connect and counted in ``stats().dropped``.
     """
 
     def __init__(self, target: int | str, *, open_timeout_s: float = 10.0, read_timeout_s: float = 5.0,
@@ -261,6 +264,8 @@ class LiveSource(Source):
 
     def _read_until_lost(self, cap: cv2.VideoCapture) -> None:
         try:
+            if not self._skip_backlog(cap):
+                return
             while not self.stopped:
                 ok, image = cap.read()
                 if not ok or image is None:
@@ -268,6 +273,26 @@ class LiveSource(Source):
                 self._deliver(image, max(time.time(), self._last_t + 1e-6), bgr=True)
         finally:
             cap.release()
+
+    def _skip_backlog(self, cap: cv2.VideoCapture) -> bool:
+        """Drop the frames FFmpeg buffered while the stream was opening: they come back all at once,
+        up to a second old, and would all be stamped "now". Grabs until one has to wait for a live
+        frame (which is kept), for at most ``_BACKLOG_MAX_S``. False if the stream is lost meanwhile."""
+        fps = cap.get(cv2.CAP_PROP_FPS)
+        live_wait_s = 0.25 / fps if math.isfinite(fps) and 1 <= fps <= 240 else 0.01
+        deadline = time.monotonic() + _BACKLOG_MAX_S
+        while not self.stopped and time.monotonic() < deadline:
+            started = time.monotonic()
+            if not cap.grab():
+                return False
+            if time.monotonic() - started >= live_wait_s:  # this grab waited: the frame is live
+                ok, image = cap.retrieve()
+                if ok and image is not None:
+                    self._deliver(image, max(time.time(), self._last_t + 1e-6), bgr=True)
+                return True
+            with self._deliver_lock:
+                self._dropped += 1
+        return True
 
 
 class FileSource(Source):

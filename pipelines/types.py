@@ -72,9 +72,9 @@ class SourceStats:
     """Counters of one source.
 
     frames_read: frames delivered by the camera, stream, file or pusher so far.
-    dropped: frames the source read but discarded (a paced file skipping frames to keep up
-       with real time, pushed frames older than the newest). Evictions from the rolling
-       buffer are counted by the buffer, not here.
+    dropped: frames the source read but discarded (the stale backlog a stream returns in a burst
+       right after it (re)connects; pushed frames not newer than the previous one). Evictions
+       from the rolling buffer are counted by the buffer, not here.
     reconnects: times a lost stream was reopened.
     fps: capture rate over the last 32 frames (by their capture times).
     """
