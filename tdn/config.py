@@ -103,6 +103,9 @@ class TrainConfig:
     resume: str | None = None
     flip: bool = True
     flip_swap: str | None = None  # "a:b,c:d" class pairs swapped under horizontal flip
+    warmup_epochs: int = 1  # linear learning-rate warm-up before the cosine decay
+    clip_grad: float = 20.0  # gradient-norm clipping; 0 = off
+    clip_seconds: float | None = None  # time one training clip spans, stored with the model; None: measured
 
 
 @dataclass

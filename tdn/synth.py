@@ -300,7 +300,7 @@ def generate(out_dir: str | Path, counts: dict[str, int], *, seed: int = 0,
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--out", default="data/synth", help="output folder (default: %(default)s)")
+    parser.add_argument("--out", default="runs/synth", help="output folder (default: %(default)s)")
     parser.add_argument("--train", type=int, default=200, help="training clips per class (default: %(default)s)")
     parser.add_argument("--val", type=int, default=30, help="validation clips per class (default: %(default)s)")
     parser.add_argument("--test", type=int, default=40, help="held-out test clips per class (default: %(default)s)")

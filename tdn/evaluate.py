@@ -1,0 +1,159 @@
+"""Evaluation on a TDN list (``tdn eval``): top-1/top-5, per-class accuracy, confusion matrix.
+
+Scores are softmax probabilities averaged over the test views (``1x1``: T centred segments,
+centre crop; ``10x3``: 10 temporal clips x 3 crops). With ``torch.distributed`` initialised,
+each process scores its share of the clips and the counts are summed.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+from dataclasses import dataclass, field
+
+import torch
+import torch.distributed as dist
+import torch.nn.functional as F
+
+from tdn.labels import label_name
+
+
+@dataclass
+class Metrics:
+    """Counts over a set of clips; accuracies are fractions in [0, 1]."""
+
+    confusion: torch.Tensor  # int64 (K, K): row = true class, column = predicted class
+    top5_correct: int = 0
+    loss_sum: float = 0.0
+    labels: list[str] | None = field(default=None, repr=False)
+
+    @property
+    def count(self) -> int:
+        return int(self.confusion.sum())
+
+    @property
+    def top1(self) -> float:
+        return float(self.confusion.diag().sum()) / max(self.count, 1)
+
+    @property
+    def top5(self) -> float:
+        return self.top5_correct / max(self.count, 1)
+
+    @property
+    def loss(self) -> float:
+        return self.loss_sum / max(self.count, 1)
+
+    @property
+    def per_class(self) -> list[float | None]:
+        """Recall of each class (None for classes with no clips)."""
+        totals = self.confusion.sum(1)
+        return [float(self.confusion[k, k]) / int(n) if n else None for k, n in enumerate(totals)]
+
+    @property
+    def mean_class_accuracy(self) -> float:
+        values = [v for v in self.per_class if v is not None]
+        return sum(values) / max(len(values), 1)
+
+    def to_dict(self) -> dict:
+        k = self.confusion.shape[0]
+        names = [label_name(self.labels, i) for i in range(k)]
+        return {"count": self.count, "top1": self.top1, "top5": self.top5,
+                "mean_class_accuracy": self.mean_class_accuracy, "loss": self.loss, "labels": names,
+                "per_class": dict(zip(names, self.per_class)), "confusion": self.confusion.tolist()}
+
+    def format(self) -> str:
+        """A human-readable report: accuracies, then the confusion matrix with class names."""
+        d = self.to_dict()
+        k = self.confusion.shape[0]
+        width = max(len(n) for n in d["labels"])
+        lines = [f"clips: {d['count']}  top-1: {100 * d['top1']:.2f}%  top-{min(5, k)}: {100 * d['top5']:.2f}%  "
+                 f"mean class accuracy: {100 * d['mean_class_accuracy']:.2f}%",
+                 "confusion matrix (rows: true class, columns: predicted class index):",
+                 " " * (width + 2) + " ".join(f"{i:>4d}" for i in range(k)) + "  recall"]
+        for i, name in enumerate(d["labels"]):
+            recall = d["per_class"][name]
+            cells = " ".join(f"{int(v):>4d}" for v in self.confusion[i])
+            lines.append(f"{i:>2d} {name:<{width}}" + cells + (f"  {100 * recall:5.1f}%" if recall is not None else "     -"))
+        return "\n".join(lines)
+
+
+def _is_distributed() -> bool:
+    return dist.is_available() and dist.is_initialized()
+
+
+@torch.inference_mode()
+def evaluate(model: torch.nn.Module, loader, num_classes: int, *, labels: list[str] | None = None,
+             progress: bool = False, device: torch.device | str = "cpu") -> Metrics:
+    """Score every clip of ``loader`` (items ``(V, T, L, 3, S, S)``, label) with ``model`` in eval mode."""
+    was_training = model.training
+    model.eval()
+    confusion = torch.zeros(num_classes, num_classes, dtype=torch.int64)
+    top5_correct, loss_sum = 0, 0.0
+    k = min(5, num_classes)
+    batches = loader
+    if progress:
+        from tqdm import tqdm
+        batches = tqdm(loader, desc="eval", unit="batch", leave=False, mininterval=2.0)
+    for views, target in batches:
+        b, v = views.shape[:2]
+        logits = model(views.flatten(0, 1).to(device, non_blocking=True))  # (B, V, T, ...) -> (B*V, T, ...)
+        probs = F.softmax(logits.float(), dim=-1).view(b, v, -1).mean(1).cpu()  # (B*V, K) -> (B, K)
+        loss_sum += float(F.nll_loss(probs.clamp_min(1e-8).log(), target, reduction="sum"))
+        top5_correct += int((probs.topk(k, dim=1).indices == target[:, None]).any(1).sum())
+        confusion += torch.bincount(target * num_classes + probs.argmax(1),
+                                    minlength=num_classes**2).view(num_classes, num_classes)
+    if _is_distributed():
+        totals = torch.tensor([top5_correct, loss_sum], dtype=torch.float64)
+        dist.all_reduce(confusion)
+        dist.all_reduce(totals)
+        top5_correct, loss_sum = int(totals[0]), float(totals[1])
+    model.train(was_training)
+    return Metrics(confusion, top5_correct, loss_sum, labels)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--weights", help="model file (default: model.weights, else the bundled demo model)")
+    parser.add_argument("--list", dest="list_file", help="TDN list to evaluate (default: train.val_list)")
+    parser.add_argument("--root", help="prefix for the list's paths (default: train.root, else the list's folder)")
+    parser.add_argument("--data-format", choices=("video", "frames"), help="list format (default: train.data_format)")
+    parser.add_argument("--views", default="1x1", choices=("1x1", "10x3"),
+                        help="test views: temporal clips x crops (default: %(default)s)")
+    parser.add_argument("--batch-size", type=int, default=4, help="clips per model call (default: %(default)s)")
+    parser.add_argument("--precision", choices=("auto", "fp32", "bf16", "fp16"), help="default: model.precision")
+    parser.add_argument("--device", choices=("auto", "cpu", "cuda"), help="default: model.device")
+    parser.add_argument("--json", action="store_true", help="print the results as one JSON object")
+
+
+def main(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from pipelines.preprocess import PreprocessSpec
+    from tdn.api import DEMO_WEIGHTS, load_model
+    from tdn.cli import config_from_args
+    from tdn.data import ClipDataset, read_list
+
+    cfg = config_from_args(args, **{"model.weights": args.weights, "train.val_list": args.list_file,
+                                    "train.root": args.root, "train.data_format": args.data_format,
+                                    "model.precision": args.precision, "model.device": args.device})
+    if cfg.train.val_list is None:
+        raise ValueError("no list to evaluate: pass --list FILE (or set train.val_list)")
+    model = load_model(cfg.model.weights or DEMO_WEIGHTS, num_segments=cfg.model.num_segments,
+                       device=cfg.model.device, precision=cfg.model.precision, labels=cfg.model.labels)
+    list_path = Path(cfg.train.val_list)
+    root = cfg.train.root or list_path.parent
+    records = read_list(list_path, data_format=cfg.train.data_format, root=root)
+    num_classes = model.cfg.num_classes
+    bad = sorted({r.label for r in records if r.label >= num_classes})
+    if bad:
+        raise ValueError(f"{list_path} has labels {bad[:5]} but the model has {num_classes} classes")
+    dataset = ClipDataset(records, num_segments=model.cfg.num_segments, spec=PreprocessSpec.from_meta(model.meta),
+                          train=False, views=args.views, data_format=cfg.train.data_format,
+                          image_template=cfg.train.image_template)
+    loader = torch.utils.data.DataLoader(dataset, batch_size=args.batch_size, num_workers=cfg.train.workers)
+    metrics = evaluate(model, loader, num_classes, labels=model.meta.labels, progress=not args.json,
+                       device=model.fc.weight.device)
+    if args.json:
+        print(json.dumps({"weights": str(cfg.model.weights or DEMO_WEIGHTS), "list": str(list_path),
+                          "views": args.views, **metrics.to_dict()}))
+    else:
+        print(metrics.format())
+    return 0

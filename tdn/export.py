@@ -1,0 +1,93 @@
+"""Export to TorchScript (``tdn export``): a model file any libtorch/PyTorch can run without this package.
+
+The exported module is the inference model as :func:`tdn.load_model` prepares it (eval mode,
+BatchNorm folded, fixed precision), traced on a window of the model's own shape: input float32
+``(N, T, 5, 3, S, S)`` normalised RGB, output float32 logits ``(N, K)``; N may vary, T and S may
+not. Labels and preprocessing travel in the archive as ``meta.json``
+(``torch.jit.load(path, _extra_files={"meta.json": ""})``). Every export is checked against
+the eager model on random windows and the largest logit difference is reported.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import warnings
+from pathlib import Path
+
+import torch
+
+from tdn.model import TDN
+
+META_FILE = "meta.json"
+
+
+def example_input(model: TDN, batch: int = 1, seed: int = 0) -> torch.Tensor:
+    """A random window of the model's shape, float32 ``(batch, T, L, 3, S, S)``."""
+    size = model.meta.input_size
+    generator = torch.Generator().manual_seed(seed)
+    return torch.randn(batch, model.cfg.num_segments, model.cfg.neighbours, 3, size, size, generator=generator)
+
+
+def export_torchscript(model: TDN, path: str | Path) -> Path:
+    """Trace eval-mode ``model`` and write it, with its meta, to ``path``."""
+    if model.training:
+        raise ValueError("export needs an eval-mode model (tdn.load_model returns one)")
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with torch.inference_mode(False), torch.no_grad(), warnings.catch_warnings():
+        # The model's shape checks become constants of the trace, as intended (T and S are fixed);
+        # TorchScript's deprecation notice is not actionable here.
+        warnings.simplefilter("ignore", torch.jit.TracerWarning)
+        warnings.simplefilter("ignore", FutureWarning)
+        traced = torch.jit.trace(model, example_input(model, batch=2), check_trace=False)
+        meta = {**model.meta.to_dict(), "num_segments": model.cfg.num_segments, "neighbours": model.cfg.neighbours,
+                "arch": model.cfg.arch, "variant": model.cfg.variant, "precision": model.precision}
+        torch.jit.save(traced, str(path), _extra_files={META_FILE: json.dumps(meta)})
+    return path
+
+
+def load_torchscript(path: str | Path) -> tuple[torch.jit.ScriptModule, dict]:
+    """The exported module and its meta."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"TorchScript file not found: {path}")
+    extra = {META_FILE: ""}
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", FutureWarning)
+            module = torch.jit.load(str(path), map_location="cpu", _extra_files=extra)
+    except RuntimeError as exc:
+        raise ValueError(f"{path} is not a TorchScript archive: {exc}") from exc
+    return module, json.loads(extra[META_FILE] or "{}")
+
+
+@torch.no_grad()
+def max_logit_difference(model: TDN, exported: torch.jit.ScriptModule, *, batches: int = 3, batch: int = 2) -> float:
+    """Largest |eager - exported| logit over ``batches`` random windows."""
+    worst = 0.0
+    for seed in range(batches):
+        x = example_input(model, batch=batch, seed=100 + seed)
+        worst = max(worst, float((model(x) - exported(x)).abs().max()))
+    return worst
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--weights", help="model file (default: model.weights, else the bundled demo model)")
+    parser.add_argument("--out", help="output .ts file (default: the weights file with suffix .ts)")
+    parser.add_argument("--precision", choices=("fp32", "bf16"), default="fp32",
+                        help="precision baked into the traced model (default: %(default)s)")
+
+
+def main(args: argparse.Namespace) -> int:
+    from tdn.api import DEMO_WEIGHTS, load_model
+    from tdn.cli import config_from_args
+
+    cfg = config_from_args(args, **{"model.weights": args.weights})
+    weights = Path(cfg.model.weights or DEMO_WEIGHTS)
+    model = load_model(weights, num_segments=cfg.model.num_segments, device="cpu", precision=args.precision)
+    out = Path(args.out) if args.out else weights.with_suffix(".ts")
+    export_torchscript(model, out)
+    exported, _ = load_torchscript(out)
+    diff = max_logit_difference(model, exported)
+    print(f"exported {weights} -> {out} ({args.precision}); max |logit difference| vs eager: {diff:.3g}")
+    return 0
