@@ -144,6 +144,7 @@ class InferenceEngine:
         self._stats = EngineStats()
         self._thread: threading.Thread | None = None
         self._stopping = False
+        self._busy = False  # the engine thread holds a batch
 
     # -- lifecycle -------------------------------------------------------------------------
     def start(self) -> "InferenceEngine":
@@ -182,6 +183,11 @@ class InferenceEngine:
         with self.model_lock:
             self.cache.drop_stream(stream)
 
+    def wait_idle(self, timeout: float | None = None) -> bool:
+        """Wait until no window is pending or being scored; False on timeout."""
+        with self._cond:
+            return self._cond.wait_for(lambda: not self._pending and not self._busy, timeout)
+
     # -- stats -----------------------------------------------------------------------------
     def stats(self) -> EngineStats:
         """A copy of the counters."""
@@ -208,6 +214,7 @@ class InferenceEngine:
             oldest_first = sorted(self._pending.items(), key=lambda item: item[1][0])[: self.max_batch]
             for stream, _ in oldest_first:
                 del self._pending[stream]
+            self._busy = True
             return [window for _, (_, window) in oldest_first]
 
     def _loop(self) -> None:
@@ -217,17 +224,20 @@ class InferenceEngine:
                 return
             try:
                 results = self.run_windows(batch)
+                with self._cond:
+                    for result in results:
+                        counters = self._stats.streams.get(result.window.stream)
+                        if counters is not None:
+                            counters.predicted += 1
+                if self.on_result is not None:
+                    for result in results:
+                        self.on_result(result)
             except Exception:  # keep serving the other streams; the failure is in the log
-                log.exception("inference failed for a batch of %d windows", len(batch))
-                continue
-            with self._cond:
-                for result in results:
-                    counters = self._stats.streams.get(result.window.stream)
-                    if counters is not None:
-                        counters.predicted += 1
-            if self.on_result is not None:
-                for result in results:
-                    self.on_result(result)
+                log.exception("inference or its result callback failed for a batch of %d windows", len(batch))
+            finally:
+                with self._cond:
+                    self._busy = False
+                    self._cond.notify_all()
 
     # -- the model -------------------------------------------------------------------------
     @torch.inference_mode()

@@ -37,7 +37,18 @@ class Prediction:
 
     def claimed(self) -> list[dict]:
         """``[{"label", "score"}]`` of the top-k entries at or above the threshold (JSON form)."""
-        return [{"label": name, "score": round(score, 6)} for name, score in self.topk if score >= self.threshold]
+        return as_json_topk((name, score) for name, score in self.topk if score >= self.threshold)
+
+
+def top_labels(scores: np.ndarray, labels: list[str] | None, k: int) -> tuple[tuple[str, float], ...]:
+    """The ``k`` best ``(label, score)`` pairs of a score vector, best first."""
+    order = np.argsort(-scores, kind="stable")[:k]
+    return tuple((label_name(labels, int(i)), float(scores[i])) for i in order)
+
+
+def as_json_topk(pairs) -> list[dict]:
+    """``[(label, score)]`` -> ``[{"label", "score"}]`` as the JSON contracts write them."""
+    return [{"label": name, "score": round(score, 6)} for name, score in pairs]
 
 
 class PostProcessor:
@@ -61,8 +72,7 @@ class PostProcessor:
         probs = torch.softmax(logits.detach().float().flatten(), 0).numpy()
         self._recent.append(probs)
         scores = np.mean(self._recent, axis=0).astype(np.float32)
-        order = np.argsort(-scores, kind="stable")[: self.topk]
-        topk = tuple((label_name(self.labels, int(i)), float(scores[i])) for i in order)
+        topk = top_labels(scores, self.labels, self.topk)
         label = topk[0][0] if topk[0][1] >= self.threshold else None
         changed = label != self._label
         self._label = label

@@ -1,0 +1,350 @@
+"""``RecognitionService``: what the app and the CLI share - one model, many streams, clips.
+
+It loads the model once, picks the preprocessing backend, runs one
+:class:`~pipelines.engine.InferenceEngine` for every stream, and per stream keeps its own
+source, buffer, :class:`~pipelines.scheduler.WindowScheduler`, window thread and
+:class:`~pipelines.postprocess.PostProcessor` (never a buffer shared between streams).
+
+Example::
+
+    service = RecognitionService(load_config())
+    sid = service.add_source("rtsp://user:pw@cam/stream")      # id: the masked URL
+    service.subscribe(lambda event: print(event.to_json()))   # predictions and status changes
+    service.latest(sid)                                        # newest StreamPrediction or None
+    service.predict_clip("clip.mp4", views="10x3")
+    service.close()
+"""
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+
+from pipelines.clip import ClipPrediction, ProgressCallback, predict_clip
+from pipelines.engine import InferenceEngine, WindowResult
+from pipelines.postprocess import PostProcessor, Prediction, as_json_topk, top_labels
+from pipelines.preprocess import PreprocessSpec, create_preprocessor
+from pipelines.scheduler import WindowScheduler
+from pipelines.sources import PushSource, Source, describe_source, open_source
+from pipelines.types import FINAL_STATES, SourceStatus, Window
+from tdn.config import Config
+
+log = logging.getLogger(__name__)
+
+_RECENT = 64  # predictions kept per stream for rate and latency figures
+_POLL_S = 0.5  # how long a window thread waits for a new frame before checking whether to stop
+
+
+@dataclass(frozen=True)
+class StreamPrediction:
+    """A post-processed prediction of one stream's window.
+
+    time: capture time of the window's newest frame (unix s); latency_ms: emitted - time.
+    response: S-TDM response of the newest segment over the centre crop, float32 ``(S/4, S/4)``
+    (None without S-TDM); window: the frames it was computed from (for overlays).
+    """
+
+    stream: str
+    time: float
+    latency_ms: float
+    prediction: Prediction
+    response: torch.Tensor | None
+    window: Window
+
+    def to_json(self) -> dict:
+        return {"event": "prediction", "stream": self.stream, "time": round(self.time, 6),
+                "latency_ms": round(self.latency_ms, 3), "topk": self.prediction.claimed()}
+
+
+@dataclass(frozen=True)
+class StatusEvent:
+    stream: str
+    status: SourceStatus
+
+    def to_json(self) -> dict:
+        return {"event": "status", "stream": self.stream, "status": self.status.state, "detail": self.status.detail}
+
+
+Event = StreamPrediction | StatusEvent
+
+
+@dataclass(frozen=True)
+class StreamStats:
+    """Figures for one stream. fps: capture rate; prediction_rate: predictions/s recently;
+    latency_ms_p50/p95 over the recent predictions; dropped_windows: windows skipped by the
+    scheduler (polled late) or replaced in the engine (inference behind), since the start."""
+
+    stream: str
+    state: str
+    detail: str
+    fps: float
+    prediction_rate: float
+    latency_ms_p50: float | None
+    latency_ms_p95: float | None
+    predictions: int
+    dropped_windows: int
+    frames_read: int
+    frames_evicted: int
+
+
+class _Stream:
+    """Everything that belongs to one stream."""
+
+    def __init__(self, source: Source, scheduler: WindowScheduler, post: PostProcessor):
+        self.source = source
+        self.scheduler = scheduler
+        self.post = post
+        self.latest: StreamPrediction | None = None
+        self.emitted: deque[float] = deque(maxlen=_RECENT)
+        self.latencies: deque[float] = deque(maxlen=_RECENT)
+        self.predictions = 0
+        self.removed = threading.Event()
+        self.thread: threading.Thread | None = None
+        self.lock = threading.Lock()
+
+
+def load_service_model(config: Config):
+    """The model the config names (``model.weights``; None: the bundled demo model)."""
+    from tdn.api import DEMO_WEIGHTS, load_model
+
+    m = config.model
+    weights = m.weights if m.weights is not None else DEMO_WEIGHTS
+    if not Path(weights).is_file():
+        hint = " (the bundled demo model is missing: see weights/README or pass --weights)" if m.weights is None else ""
+        raise FileNotFoundError(f"weights file not found: {weights}{hint}")
+    return load_model(weights, arch=m.arch, num_segments=m.num_segments, num_classes=m.num_classes,
+                      variant=m.variant, device=m.device, precision=m.precision, labels=m.labels)
+
+
+class RecognitionService:
+    """One model serving many streams and clip requests; thread-safe (see the module docstring)."""
+
+    def __init__(self, config: Config | None = None, *, model=None):
+        self.config = config if config is not None else Config()
+        p = self.config.pipeline
+        self.model = model if model is not None else load_service_model(self.config)
+        self.labels = self.model.meta.labels
+        self.spec = PreprocessSpec.from_meta(self.model.meta)
+        t = self.model.cfg.num_segments
+        self.preprocessor = create_preprocessor(self.spec, p.backend, max_segments=p.max_batch * t)
+        self.engine = InferenceEngine(self.model, self.preprocessor, max_batch=p.max_batch, max_wait_ms=p.max_wait_ms,
+                                      cache_segments=p.cache_segments, on_result=self._on_result)
+        self._streams: dict[str, _Stream] = {}
+        self._listeners: list[Callable[[Event], None]] = []
+        self._lock = threading.Lock()
+        self.engine.start()
+
+    # -- events ------------------------------------------------------------------------------
+    def subscribe(self, listener: Callable[[Event], None]) -> Callable[[], None]:
+        """Call ``listener`` with every prediction and status change (from pipeline threads;
+        keep it quick). Returns a function that unsubscribes."""
+        with self._lock:
+            self._listeners.append(listener)
+
+        def unsubscribe():
+            with self._lock:
+                if listener in self._listeners:
+                    self._listeners.remove(listener)
+
+        return unsubscribe
+
+    def _emit(self, event: Event) -> None:
+        with self._lock:
+            listeners = list(self._listeners)
+        for listener in listeners:
+            try:
+                listener(event)
+            except Exception:  # a broken listener must not stop the pipeline
+                log.exception("event listener failed")
+
+    def _on_status(self, stream: str, status: SourceStatus) -> None:
+        self._emit(StatusEvent(stream, status))
+
+    # -- streams -----------------------------------------------------------------------------
+    def add_source(self, spec: str | int, *, stream_id: str | None = None, realtime: bool | None = None,
+                   loop: bool | None = None) -> str:
+        """Open and start a camera index, stream URL or video file; returns its stream id (by
+        default the masked spec). Raises ValueError/FileNotFoundError/SourceError for bad specs."""
+        stream_id = self._new_id(stream_id or describe_source(spec))
+        source = open_source(spec, config=self.config.pipeline, stream_id=stream_id, on_status=self._on_status,
+                             realtime=realtime, loop=loop)
+        return self._start_stream(source)
+
+    def add_push_source(self, stream_id: str = "push") -> str:
+        """A stream fed by :meth:`push_frame` (e.g. a browser webcam); returns its id."""
+        p = self.config.pipeline
+        from pipelines.buffer import FrameBuffer
+
+        source = PushSource(self._new_id(stream_id), on_status=self._on_status, max_side=p.capture_max_side or None,
+                            buffer=FrameBuffer(max_seconds=p.buffer_seconds, max_frames=p.buffer_max_frames))
+        return self._start_stream(source)
+
+    def push_frame(self, stream_id: str, image: np.ndarray, t: float | None = None, *, bgr: bool = False) -> None:
+        """Give a push stream its next uint8 ``(H, W, 3)`` frame (RGB unless ``bgr``), stamped now or at ``t``."""
+        source = self._stream(stream_id).source
+        if not isinstance(source, PushSource):
+            raise ValueError(f"stream {stream_id} reads its own frames; push_frame is for push streams only")
+        source.push(image, t, bgr=bgr)
+
+    def remove_source(self, stream_id: str) -> None:
+        """Stop a stream and forget its state (pending windows, cached segments, counters)."""
+        with self._lock:
+            state = self._streams.pop(stream_id, None)
+        if state is None:
+            raise ValueError(f"no stream {stream_id!r}; streams: {', '.join(self.streams()) or 'none'}")
+        state.removed.set()
+        state.source.stop()
+        if state.thread is not None:
+            state.thread.join(10.0)
+        self.engine.forget_stream(stream_id)
+
+    def source(self, stream_id: str) -> Source:
+        """The stream's source (its ``buffer`` may be read, e.g. to draw every frame)."""
+        return self._stream(stream_id).source
+
+    def streams(self) -> list[str]:
+        with self._lock:
+            return list(self._streams)
+
+    def _new_id(self, wanted: str) -> str:
+        with self._lock:
+            stream_id, n = wanted, 2
+            while stream_id in self._streams:
+                stream_id, n = f"{wanted} #{n}", n + 1
+            return stream_id
+
+    def _stream(self, stream_id: str) -> _Stream:
+        with self._lock:
+            state = self._streams.get(stream_id)
+        if state is None:
+            raise ValueError(f"no stream {stream_id!r}; streams: {', '.join(self.streams()) or 'none'}")
+        return state
+
+    def _start_stream(self, source: Source) -> str:
+        p = self.config.pipeline
+        scheduler = WindowScheduler(num_segments=self.model.cfg.num_segments, window_seconds=p.window_seconds,
+                                    max_gap_s=p.max_frame_gap_s)
+        state = _Stream(source, scheduler, PostProcessor(self.labels, smoothing=p.smoothing, threshold=p.threshold,
+                                                         topk=p.topk))
+        with self._lock:
+            if source.stream_id in self._streams:
+                raise ValueError(f"stream id {source.stream_id!r} is already in use")
+            self._streams[source.stream_id] = state
+        try:
+            source.start()
+        except Exception:
+            with self._lock:
+                self._streams.pop(source.stream_id, None)
+            raise
+        state.thread = threading.Thread(target=self._schedule, args=(state,), name=f"windows {source.stream_id}",
+                                        daemon=True)
+        state.thread.start()
+        return source.stream_id
+
+    def _schedule(self, state: _Stream) -> None:
+        """The window thread of one stream: buffer snapshots -> scheduler -> engine."""
+        source, last_index = state.source, None
+        while not state.removed.is_set():
+            frames = source.buffer.wait_for_newer(last_index, _POLL_S)
+            if not frames:
+                if source.status.state in FINAL_STATES:
+                    return
+                continue
+            last_index = frames[-1].index
+            window = state.scheduler.next_window(source.stream_id, frames)
+            if window is not None and not state.removed.is_set():
+                self.engine.submit(window)
+
+    def _on_result(self, result: WindowResult) -> None:
+        with self._lock:
+            state = self._streams.get(result.window.stream)
+        if state is None:
+            return  # removed meanwhile
+        with state.lock:
+            prediction = state.post.update(result.logits)
+            event = StreamPrediction(stream=result.window.stream, time=result.window.newest_t,
+                                     latency_ms=result.latency_ms, prediction=prediction, response=result.response,
+                                     window=result.window)
+            state.latest = event
+            state.predictions += 1
+            state.emitted.append(result.emitted)
+            state.latencies.append(result.latency_ms)
+        self._emit(event)
+
+    # -- queries -----------------------------------------------------------------------------
+    def latest(self, stream_id: str) -> StreamPrediction | None:
+        state = self._stream(stream_id)
+        with state.lock:
+            return state.latest
+
+    def status(self) -> dict[str, SourceStatus]:
+        with self._lock:
+            states = dict(self._streams)
+        return {sid: s.source.status for sid, s in states.items()}
+
+    def stats(self) -> dict[str, StreamStats]:
+        with self._lock:
+            states = dict(self._streams)
+        engine = self.engine.stats().streams
+        result = {}
+        for sid, s in states.items():
+            source_stats, status = s.source.stats(), s.source.status
+            with s.lock:
+                emitted, latencies, predictions = list(s.emitted), list(s.latencies), s.predictions
+            span = emitted[-1] - emitted[0] if len(emitted) > 1 else 0.0
+            counters = engine.get(sid)
+            result[sid] = StreamStats(
+                stream=sid, state=status.state, detail=status.detail, fps=source_stats.fps,
+                prediction_rate=(len(emitted) - 1) / span if span > 0 else 0.0,
+                latency_ms_p50=float(np.percentile(latencies, 50)) if latencies else None,
+                latency_ms_p95=float(np.percentile(latencies, 95)) if latencies else None,
+                predictions=predictions,
+                dropped_windows=s.scheduler.skipped + (counters.dropped if counters else 0),
+                frames_read=source_stats.frames_read, frames_evicted=s.source.buffer.evicted,
+            )
+        return result
+
+    # -- clips -------------------------------------------------------------------------------
+    def predict_clip(self, path: str | Path, *, views: str = "1x1", per_window: bool = False,
+                     progress: ProgressCallback | None = None) -> ClipPrediction:
+        """Score an uploaded clip (TDN test protocol; ``per_window`` adds the live-style timeline)."""
+        p = self.config.pipeline
+        return predict_clip(self.engine, path, views=views, per_window=per_window, window_seconds=p.window_seconds,
+                            max_gap_s=p.max_frame_gap_s, progress=progress)
+
+    def topk(self, scores: np.ndarray, k: int | None = None) -> list[dict]:
+        """``[{"label", "score"}]`` of the ``k`` (default ``pipeline.topk``) best classes of a score vector."""
+        return as_json_topk(top_labels(scores, self.labels, k or self.config.pipeline.topk))
+
+    # -- lifecycle ---------------------------------------------------------------------------
+    def wait_until_ended(self, timeout: float | None = None) -> bool:
+        """Wait until every stream's source has ended or failed, its window thread finished and the
+        engine has scored what they left; False on timeout."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        with self._lock:
+            states = list(self._streams.values())
+        for state in states:
+            remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
+            if state.thread is not None:
+                state.thread.join(remaining)
+                if state.thread.is_alive():
+                    return False
+        return self.engine.wait_idle(None if deadline is None else max(0.0, deadline - time.monotonic()))
+
+    def close(self) -> None:
+        for sid in self.streams():
+            self.remove_source(sid)
+        self.engine.stop()
+
+    def __enter__(self) -> "RecognitionService":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
