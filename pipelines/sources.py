@@ -313,45 +313,50 @@ class FileSource(Source):
         self.path = path
         self.realtime = realtime
         self.loop = loop
-        self._cap: cv2.VideoCapture | None = None
+        self._opened: tuple[cv2.VideoCapture, np.ndarray] | None = None  # handed from start() to the thread
         self.fps = 0.0
 
     def start(self) -> Source:
-        """Open the file (raises :class:`SourceError` if it is not a video), then start reading."""
+        """Open the file and decode its first frame (raises :class:`SourceError` if either fails),
+        then start reading."""
         if self._thread is not None:
             raise RuntimeError(f"source {self.name} already started")
-        self._cap = self._open_checked()
+        self._opened = self._open_checked()
         return super().start()
 
-    def _open_checked(self) -> cv2.VideoCapture:
+    def _open_checked(self) -> tuple[cv2.VideoCapture, np.ndarray]:
+        """The opened capture and its first frame; on failure the source is ``failed`` and SourceError raised."""
         cap = _open_capture(str(self.path), open_timeout_s=10.0, read_timeout_s=10.0)
         if cap is None:
-            self._set_status("failed", f"cannot decode {self.name}: not a video file OpenCV/FFmpeg can read")
-            raise SourceError(self.status.detail)
+            self._fail(f"cannot decode {self.name}: not a video file OpenCV/FFmpeg can read")
+        ok, image = cap.read()
+        if not ok or image is None:
+            cap.release()
+            self._fail(f"cannot decode {self.name}: no decodable frames (empty, truncated or corrupt)")
         fps = cap.get(cv2.CAP_PROP_FPS)
         self.fps = fps if math.isfinite(fps) and 0 < fps <= 1000 else 25.0
-        return cap
+        return cap, image
+
+    def _fail(self, detail: str) -> None:
+        self._set_status("failed", detail)
+        raise SourceError(self.status.detail)
 
     def _run(self) -> None:
-        cap, self._cap = self._cap, None
+        (cap, image), self._opened = self._opened, None
         start = None  # wall-clock time of media time 0 of the current pass
-        frames_this_pass = 0
         media_t = -math.inf
         try:
             while not self.stopped:
-                ok, image = cap.read()
-                if not ok or image is None:
-                    if frames_this_pass == 0:
-                        self._set_status("failed", f"{self.name} has no decodable frames")
-                        return
-                    if not self.loop:
-                        self._set_status("ended", f"end of {self.name} after {self._frames_read} frames")
-                        return
-                    cap.release()
-                    cap = self._open_checked()
-                    start += media_t + 1.0 / self.fps  # next pass continues the timeline
-                    frames_this_pass, media_t = 0, -math.inf
-                    continue
+                if image is None:
+                    ok, image = cap.read()
+                    if not ok or image is None:
+                        if not self.loop:
+                            self._set_status("ended", f"end of {self.name} after {self._frames_read} frames")
+                            return
+                        cap.release()
+                        cap, image = self._open_checked()
+                        start += media_t + 1.0 / self.fps  # the next pass continues the timeline
+                        media_t = -math.inf
                 media_t = self._media_time(cap, media_t)
                 if start is None:
                     start = time.time() - media_t
@@ -360,7 +365,7 @@ class FileSource(Source):
                 if self.realtime and t > time.time() and self._stop_event.wait(t - time.time()):
                     return
                 self._deliver(image, t, bgr=True)
-                frames_this_pass += 1
+                image = None
         finally:
             cap.release()
 

@@ -7,7 +7,7 @@ import time
 import numpy as np
 import pytest
 
-from media import moving_square_frames, write_not_a_video, write_video, write_y4m
+from media import moving_square_frames, write_not_a_video, write_video, write_video_ffmpeg, write_y4m
 from pipelines.sources import FileSource, LiveSource, PushSource, describe_source, open_source, prepare_image
 from pipelines.types import SourceError
 from tdn.config import PipelineConfig
@@ -99,6 +99,14 @@ def test_bad_files_give_clear_errors(tmp_path):
     empty.write_bytes(b"")
     with pytest.raises(SourceError, match="empty.mp4"):
         FileSource(empty).start()
+    # a truncated H.264 file: the container opens, no frame decodes
+    whole = write_video_ffmpeg(tmp_path / "whole.mp4", moving_square_frames(50), extra_args=["-movflags", "+faststart"])
+    truncated = tmp_path / "truncated.mp4"
+    truncated.write_bytes(whole.read_bytes()[:1200])
+    broken = FileSource(truncated)
+    with pytest.raises(SourceError, match="truncated.mp4: no decodable frames"):
+        broken.start()
+    assert broken.status.state == "failed"
     assert capture_threads() == []
 
 
