@@ -1,0 +1,97 @@
+"""RecognitionService: push streams, per-stream state, stats, removal, clips - with a tiny model."""
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+import pytest
+import torch
+
+from media import moving_square_frames, write_video
+from pipelines.service import RecognitionService, StatusEvent, StreamPrediction
+from tdn.api import load_model
+from tdn.config import Config
+
+T = 4
+
+
+@pytest.fixture(scope="module")
+def model():
+    torch.manual_seed(0)
+    m = load_model(arch="resnet18", num_segments=T, num_classes=3, precision="fp32", labels=["a", "b", "c"])
+    m.meta.resize_short, m.meta.input_size = 72, 64
+    with torch.no_grad():
+        m.fc.weight.normal_(0, 0.5)
+    return m
+
+
+@pytest.fixture
+def service(model):
+    config = Config()
+    config.pipeline.window_seconds = 1.0
+    config.pipeline.max_wait_ms = 0.0
+    config.pipeline.backend = "cpu"
+    with RecognitionService(config, model=model) as s:
+        yield s
+
+
+def push_clip(service, sid, frames, t0=1000.0, fps=25.0):
+    for i, image in enumerate(frames):
+        service.push_frame(sid, image, t0 + i / fps)
+
+
+def test_push_streams_get_their_own_predictions(service):
+    events, got = [], threading.Event()
+
+    def listener(event):
+        events.append(event)
+        if isinstance(event, StreamPrediction) and {e.stream for e in events if isinstance(e, StreamPrediction)} >= {"left", "right"}:
+            got.set()
+
+    service.subscribe(listener)
+    left, right = service.add_push_source("left"), service.add_push_source("right")
+    frames = moving_square_frames(60, width=96, height=72, square=16)
+    push_clip(service, left, frames)
+    push_clip(service, right, [np.ascontiguousarray(f[:, ::-1]) for f in frames])  # the mirror image
+    assert got.wait(60)
+    assert service.wait_until_ended(timeout=0.1) is False  # push streams stay open
+    assert service.engine.wait_idle(60)
+    a, b = service.latest(left), service.latest(right)
+    assert a.stream == "left" and b.stream == "right"
+    assert a.window.frames[-1][-1].image is not b.window.frames[-1][-1].image  # never a shared buffer
+    assert 1000.0 < a.time <= 1000.0 + 59 / 25.0
+    assert any(isinstance(e, StatusEvent) and e.status.state == "live" for e in events)
+    stats = service.stats()
+    assert stats[left].predictions >= 1 and stats[left].frames_read == 60
+    assert stats[left].fps == pytest.approx(25.0, rel=0.01)
+    assert stats[left].latency_ms_p50 is not None
+
+
+def test_remove_source_forgets_the_stream(service):
+    sid = service.add_push_source("cam")
+    assert service.add_push_source("cam") == "cam #2"  # ids stay unique
+    service.remove_source(sid)
+    assert sid not in service.streams() and "cam #2" in service.streams()
+    with pytest.raises(ValueError, match="no stream"):
+        service.latest(sid)
+    with pytest.raises(ValueError, match="no stream"):
+        service.remove_source(sid)
+
+
+def test_push_frame_only_for_push_streams(service, tmp_path):
+    clip = write_video(tmp_path / "clip.mp4", moving_square_frames(40, width=96, height=72))
+    sid = service.add_source(str(clip), realtime=False)
+    with pytest.raises(ValueError, match="push streams only"):
+        service.push_frame(sid, np.zeros((72, 96, 3), np.uint8))
+    assert service.wait_until_ended(timeout=60)
+    assert service.latest(sid) is not None
+    assert service.status()[sid].state == "ended"
+
+
+def test_predict_clip_through_the_service(service, tmp_path):
+    clip = write_video(tmp_path / "clip.mp4", moving_square_frames(40, width=96, height=72))
+    result = service.predict_clip(clip, views="10x3", per_window=True)
+    top = service.topk(result.scores, 2)
+    assert [e["label"] for e in top] and {e["label"] for e in top} <= {"a", "b", "c"}
+    assert top[0]["score"] >= top[1]["score"]
+    assert result.windows
