@@ -1,0 +1,147 @@
+"""Pure functions that turn pipeline results into what the UI shows: annotated frames, status
+lines, the clip timeline and the annotated clip video. Drawing itself is
+:mod:`pipelines.overlay`'s; nothing here runs the model.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Sequence
+
+import cv2
+import numpy as np
+
+from pipelines.clip import ClipPrediction
+from pipelines.overlay import annotate
+from pipelines.preprocess import PreprocessSpec
+from pipelines.service import StreamPrediction, StreamStats
+from pipelines.types import SEGMENT_LENGTH
+from tdn.labels import label_name
+
+HEATMAP_CHOICES = [("off", "none"), ("RGB differences", "rgb"), ("S-TDM response", "stdm")]
+TIMELINE_CLASSES = 5  # classes drawn in the clip timeline
+DISPLAY_MIN_WIDTH = 480  # smaller frames are enlarged before overlays are drawn
+
+
+def camera_view(image: np.ndarray, *, mirrored: bool) -> np.ndarray:
+    """The frame as the camera captured it. Gradio's webcam (``webcam_options.mirror=True``)
+    draws each frame flipped left-right before sending it, so a mirrored frame is flipped back."""
+    return np.ascontiguousarray(image[:, ::-1]) if mirrored else image
+
+
+def claimed_label(topk: Sequence[tuple[str, float]], threshold: float) -> str | None:
+    """The top-1 label if its score reaches ``threshold``, else None (nothing claimed)."""
+    return topk[0][0] if topk and topk[0][1] >= threshold else None
+
+
+def for_display(frame: np.ndarray, min_width: int = DISPLAY_MIN_WIDTH) -> np.ndarray:
+    """``frame`` enlarged to at least ``min_width`` pixels wide, so overlay text stays legible."""
+    h, w = frame.shape[:2]
+    if w >= min_width:
+        return frame
+    scale = min_width / w
+    return cv2.resize(frame, (min_width, max(2, int(round(h * scale / 2)) * 2)), interpolation=cv2.INTER_LINEAR)
+
+
+def annotate_latest(frame: np.ndarray, latest: StreamPrediction | None, spec: PreprocessSpec, *,
+                    threshold: float, heatmap: str, waiting: str) -> np.ndarray:
+    """``frame`` (enlarged by :func:`for_display`) with the stream's newest prediction drawn on
+    it; the heat map comes from the newest segment the model saw (its frames for ``"rgb"``, its
+    S-TDM response for ``"stdm"``)."""
+    shown = for_display(frame)
+    if latest is None:
+        return annotate(shown, [], title=waiting)
+    segment = [f.image for f in latest.window.frames[-1]]
+    if segment and segment[0].shape != frame.shape:
+        segment = None  # the stream changed size since that window: no map rather than a wrong one
+    response = latest.response.detach().float().cpu().numpy() if latest.response is not None else None
+    return annotate(shown, latest.prediction.topk, threshold=threshold, heatmap=heatmap, segment=segment,
+                    response=response, spec=spec)
+
+
+def _fmt_ms(value: float | None) -> str:
+    return "-" if value is None else f"{value:.0f} ms"
+
+
+def stream_summary(stats: StreamStats | None, latest: StreamPrediction | None, threshold: float) -> str:
+    """One Markdown block: label, state, fps, prediction rate, latency, dropped windows."""
+    if stats is None:
+        return "stream closed"
+    label = claimed_label(latest.prediction.topk, threshold) if latest is not None else None
+    head = f"**{label}**" if label else ("*nothing above threshold*" if latest is not None else "*waiting for the first window*")
+    return (f"{head}  \n`{stats.state}` {stats.detail}  \n"
+            f"{stats.fps:.1f} fps · {stats.prediction_rate:.1f} predictions/s · latency p50 {_fmt_ms(stats.latency_ms_p50)}"
+            f" p95 {_fmt_ms(stats.latency_ms_p95)} · dropped windows {stats.dropped_windows}")
+
+
+def topk_scores(scores: np.ndarray, labels: list[str] | None, k: int) -> dict[str, float]:
+    """``{label: score}`` of the ``k`` best classes (for ``gr.Label``)."""
+    order = np.argsort(-scores, kind="stable")[:k]
+    return {label_name(labels, int(i)): float(scores[i]) for i in order}
+
+
+def window_probabilities(result: ClipPrediction) -> np.ndarray:
+    """Softmax of each sliding window's logits: float32 ``(W, K)``."""
+    logits = np.stack([w.logits.float().cpu().numpy() for w in result.windows])  # (W, K)
+    e = np.exp(logits - logits.max(axis=1, keepdims=True))
+    return (e / e.sum(axis=1, keepdims=True)).astype(np.float32)
+
+
+def timeline_rows(result: ClipPrediction, labels: list[str] | None, classes: int = TIMELINE_CLASSES) -> list[dict]:
+    """``[{"time", "score", "label"}]`` for the ``classes`` classes that score highest in any window."""
+    if not result.windows:
+        return []
+    probs = window_probabilities(result)
+    top = np.argsort(-probs.max(axis=0), kind="stable")[:classes]
+    return [{"time": round(w.time, 3), "score": float(probs[i, c]), "label": label_name(labels, int(c))}
+            for c in top for i, w in enumerate(result.windows)]
+
+
+def render_clip_video(path: str | Path, result: ClipPrediction, labels: list[str] | None, out_path: str | Path, *,
+                      threshold: float, heatmap: str, k: int, max_side: int = 480) -> Path:
+    """Write ``path`` again as a VP8 WebM (plays in every browser) with, on each frame, the
+    prediction of the newest sliding window that ended at or before it, and the clip-level
+    prediction as the title. The ``"rgb"`` heat map uses the frame's last L frames; clip windows
+    carry no S-TDM response, so ``"stdm"`` draws no map here."""
+    windows = result.windows or []
+    probs = window_probabilities(result) if windows else np.zeros((0, 0), np.float32)
+    clip_top = next(iter(topk_scores(result.scores, labels, 1).items()))
+    title = f"clip: {clip_top[0]} {clip_top[1]:.2f}"
+    capture = cv2.VideoCapture(str(path))
+    if not capture.isOpened():
+        raise ValueError(f"cannot read {Path(path).name} to draw the annotated video")
+    out_path = Path(out_path)
+    writer = None
+    recent: list[np.ndarray] = []
+    index, current = 0, -1
+    try:
+        while True:
+            ok, bgr = capture.read()
+            if not ok:
+                break
+            h, w = bgr.shape[:2]
+            scale = min(1.0, max_side / max(h, w))
+            if scale < 1.0:
+                bgr = cv2.resize(bgr, (int(w * scale) // 2 * 2, int(h * scale) // 2 * 2), interpolation=cv2.INTER_AREA)
+            frame = for_display(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB))
+            recent = (recent + [frame])[-SEGMENT_LENGTH:]
+            t = index / result.fps
+            while current + 1 < len(windows) and windows[current + 1].time <= t + 1e-6:
+                current += 1
+            topk = [] if current < 0 else [(label_name(labels, int(c)), float(probs[current, c]))
+                                           for c in np.argsort(-probs[current], kind="stable")[:k]]
+            shown = annotate(frame, topk, threshold=threshold, heatmap="rgb" if heatmap == "rgb" else "none",
+                             segment=recent, title=title)
+            if writer is None:
+                writer = cv2.VideoWriter(str(out_path), cv2.VideoWriter_fourcc(*"VP80"), result.fps,
+                                         (shown.shape[1], shown.shape[0]))
+                if not writer.isOpened():
+                    raise RuntimeError(f"OpenCV cannot write VP8 WebM to {out_path}")
+            writer.write(cv2.cvtColor(shown, cv2.COLOR_RGB2BGR))
+            index += 1
+    finally:
+        capture.release()
+        if writer is not None:
+            writer.release()
+    if writer is None:
+        raise ValueError(f"{Path(path).name} has no readable frames")
+    return out_path

@@ -1,0 +1,165 @@
+"""The app in a real browser: Debian's Chromium driven by Playwright (never a downloaded browser).
+
+The app runs in this process on a free 127.0.0.1 port with a tiny random TDN (labels of the
+synthetic motion classes); Chromium's fake camera plays a generated ``.y4m`` whose left half
+is red and right half blue, with a square moving across it. Screenshots go to ``artifacts/``.
+"""
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from conftest import RtspServer, free_port
+from media import write_video, write_y4m
+from tdn.checkpoint import ModelMeta, save_model
+from tdn.config import REPO_ROOT, load_config
+from tdn.model import TDN, TDNConfig
+
+CHROMIUM = "/usr/bin/chromium"
+ARTIFACTS = REPO_ROOT / "artifacts"
+LABELS = ["moving left", "moving right", "moving up", "moving down", "rotating clockwise",
+          "rotating counterclockwise", "approaching", "receding", "still"]
+LABEL_PATTERN = re.compile("|".join(re.escape(name) for name in LABELS))
+TIMEOUT_MS = 60_000
+
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(not Path(CHROMIUM).is_file(), reason="Debian's chromium is not installed (make system-deps)"),
+]
+sync_api = pytest.importorskip("playwright.sync_api")
+
+
+def half_and_half_frames(n: int, width: int = 96, height: int = 64) -> list[np.ndarray]:
+    """Left half red, right half blue, a white square moving right: mirroring shows at once."""
+    frames = []
+    for i in range(n):
+        frame = np.zeros((height, width, 3), np.uint8)
+        frame[:, : width // 2] = (220, 30, 30)
+        frame[:, width // 2:] = (30, 30, 220)
+        x = (i * 3) % (width - 12)
+        frame[26:38, x:x + 12] = 255
+        frames.append(frame)
+    return frames
+
+
+@pytest.fixture(scope="module")
+def media_dir(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("app_browser")
+
+
+@pytest.fixture(scope="module")
+def app_server(media_dir):
+    """The app on a free port, in-process, with a tiny TDN (T=4, 64 px, one block per stage)."""
+    from app.ui import launch
+
+    torch.manual_seed(0)
+    model = TDN(TDNConfig(arch="resnet18", layers=(1, 1, 1, 1), num_segments=4, num_classes=len(LABELS)))
+    weights = save_model(media_dir / "tiny.pt", model, ModelMeta(labels=LABELS, input_size=64, resize_short=72))
+    cfg = load_config(overrides={
+        "model.weights": str(weights), "model.device": "cpu", "model.precision": "fp32",
+        "pipeline.backend": "cpu", "pipeline.window_seconds": 1.0, "pipeline.open_timeout_s": 3.0,
+        "app.port": free_port(), "app.refresh_s": 0.5,
+    })
+    demo, host = launch(cfg, prevent_thread_lock=True)
+    try:
+        yield f"http://127.0.0.1:{cfg.app.port}/", host
+    finally:
+        demo.close()
+        host.close()
+
+
+@pytest.fixture(scope="module")
+def browser(media_dir):
+    camera_clip = write_y4m(media_dir / "fake_camera.y4m", half_and_half_frames(50), fps=25)
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=[
+            "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+            "--disable-component-update", "--disable-sync", "--use-fake-ui-for-media-stream",
+            "--use-fake-device-for-media-stream", f"--use-file-for-fake-video-capture={camera_clip}",
+        ])
+        try:
+            yield browser
+        finally:
+            browser.close()
+
+
+@pytest.fixture
+def page(browser, app_server):
+    context = browser.new_context(permissions=["camera"], viewport={"width": 1280, "height": 1000})
+    page = context.new_page()
+    page.set_default_timeout(TIMEOUT_MS)
+    page.goto(app_server[0])
+    page.get_by_text("TDN live action recognition").first.wait_for()
+    yield page
+    context.close()
+
+
+def screenshot(page, name: str) -> None:
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / name), full_page=True)
+
+
+def test_webcam_shows_label_and_annotated_frame_and_model_sees_unmirrored_frames(page, app_server):
+    host = app_server[1]
+    page.get_by_text("Click to Access Webcam").click()
+    page.locator("#webcam button[aria-label='capture photo']").click()  # starts streaming
+    page.locator("#webcam-info").get_by_text(LABEL_PATTERN).first.wait_for()
+    page.locator("#webcam-annotated img").wait_for()
+    screenshot(page, "app_webcam.png")
+
+    webcam_streams = [s for s in host.service.streams() if s.startswith("webcam")]
+    assert len(webcam_streams) == 1
+    frame = host.service.source(webcam_streams[0]).buffer.latest().image
+    left, right = frame[:, : frame.shape[1] // 2].mean(axis=(0, 1)), frame[:, frame.shape[1] // 2:].mean(axis=(0, 1))
+    assert left[0] > left[2] + 60, f"left half should be red as captured, got RGB {left}"
+    assert right[2] > right[0] + 60, f"right half should be blue as captured, got RGB {right}"
+
+
+def test_clip_upload_shows_prediction_and_timeline(page, media_dir):
+    clip = write_video(media_dir / "clip.mp4", half_and_half_frames(60), fps=25)
+    page.get_by_role("tab", name="Clip").click()
+    page.locator("#clip-upload input[type=file]").set_input_files(str(clip))
+    page.locator("#clip-upload").get_by_text("clip.mp4").wait_for()
+    page.locator("#clip-predict").click()
+    page.locator("#clip-summary").get_by_text("sliding windows").wait_for()
+    page.locator("#clip-label").get_by_text(LABEL_PATTERN).first.wait_for()
+    page.locator("#clip-timeline canvas, #clip-timeline svg").first.wait_for()
+    page.locator("#clip-annotated video").wait_for()
+    screenshot(page, "app_clip.png")
+    assert re.search(r"\d+ sliding windows", page.locator("#clip-summary").inner_text())
+
+
+def test_rtsp_camera_goes_live_with_masked_credentials_and_bad_sources_show_messages(page, app_server):
+    server = RtspServer(free_port(), user="viewer", password="s3cret-pw").start()
+    try:
+        page.get_by_role("tab", name="Cameras").click()
+        source = page.locator("#camera-source textarea, #camera-source input").first
+
+        source.fill("/etc/passwd")
+        page.locator("#add-camera").click()
+        page.locator("#camera-message").get_by_text("not a camera source").wait_for()
+
+        source.fill(server.url_with("viewer", "s3cret-pw"))
+        page.locator("#add-camera").click()
+        info = page.locator("#camera-info-0")
+        info.get_by_text("live").first.wait_for()
+        info.get_by_text(LABEL_PATTERN).first.wait_for()
+        page.locator("#camera-view-0 img").wait_for()
+
+        dead = f"rtsp://127.0.0.1:{free_port()}/nothing"
+        source.fill(dead)
+        page.locator("#add-camera").click()
+        page.locator("#camera-info-1").get_by_text("failed").first.wait_for()
+        screenshot(page, "app_cameras.png")
+
+        assert "s3cret-pw" not in page.content()
+        assert re.search(r"\d+\.\d fps", info.inner_text())
+        page.locator("#camera-remove-1").click()
+        page.locator("#camera-info-1").wait_for(state="hidden")
+        assert len([s for s in app_server[1].service.streams() if "nothing" in s]) == 0
+    finally:
+        server.stop()
