@@ -5,10 +5,11 @@ source) one capture thread that reads continuously, converts each frame to RGB o
 optional downscale to ``max_side``), stamps it with its capture time and appends it to the
 buffer. Each source has a :class:`~pipelines.types.SourceStatus`:
 
-- camera / stream: ``connecting`` -> ``live`` -> ``reconnecting`` -> ``live`` -> ...; opening is
-  retried with exponential backoff until ``open_timeout_s`` has passed, then ``failed``; a stream
-  lost after it was live is retried for ever (``reconnect_initial_s`` doubling up to
-  ``reconnect_max_s``) until :meth:`Source.stop`.
+- camera / stream: ``connecting`` -> ``live`` (first frame) -> ``reconnecting`` -> ``live`` -> ...;
+  opening is retried with exponential backoff until ``open_timeout_s`` has passed without a
+  frame, then ``failed``; a stream lost after it was live is retried for ever
+  (``reconnect_initial_s`` doubling up to ``reconnect_max_s``; the delay only starts afresh after
+  a session that lasted ``reconnect_max_s``) until :meth:`Source.stop`.
 - file: ``live`` -> ``ended`` at the end of the file (never, when looped); a file that cannot
   be decoded raises :class:`~pipelines.types.SourceError` from :meth:`Source.start`.
 - push: ``connecting`` until the first frame, ``live``, ``ended`` after :meth:`PushSource.end`.
@@ -46,7 +47,7 @@ log = logging.getLogger(__name__)
 STREAM_SCHEMES = ("rtsp", "rtsps", "rtmp", "http", "https")
 StatusCallback = Callable[[str, SourceStatus], None]  # (stream id, new status), from the capture thread
 _FPS_WINDOW = 32  # capture times kept for the rate estimate
-_BACKLOG_MAX_S = 3.0  # longest a (re)connected stream's buffered backlog is skipped
+_BACKLOG_MAX_S = 2.0  # most video (s at the nominal rate) skipped as backlog after a (re)connect
 
 
 def prepare_image(image: np.ndarray, *, bgr: bool, max_side: int | None) -> np.ndarray:
@@ -225,44 +226,52 @@ class LiveSource(Source):
         self._stop_timeout_s = max(open_timeout_s, read_timeout_s) + 2.0
 
     def _run(self) -> None:
-        cap = self._connect(deadline=time.monotonic() + self.open_timeout_s)
-        if cap is None:
-            if not self.stopped:
-                self._set_status("failed", f"cannot open {self.name} within {self.open_timeout_s:g} s "
-                                           "(unreachable, refused, wrong path or credentials, or not a video)")
-            return
-        while True:
-            self._set_status("live", f"reading {self.name}")
+        open_deadline = time.monotonic() + self.open_timeout_s
+        delay, wait_first = self.reconnect_initial_s, False
+        while not self.stopped:
+            was_live = self._frames_read > 0
+            cap, delay = self._connect(deadline=None if was_live else open_deadline, delay=delay, wait_first=wait_first)
+            if cap is None:
+                if not self.stopped:
+                    self._set_status("failed", f"no frames from {self.name} within {self.open_timeout_s:g} s "
+                                               "(unreachable, refused, wrong path or credentials, or not a video)")
+                return
+            self._reconnects += was_live
+            opened_at = time.monotonic()
             self._read_until_lost(cap)
             if self.stopped:
                 return
-            self._set_status("reconnecting", f"lost {self.name}; retrying every {self.reconnect_initial_s:g} s "
-                                             f"doubling up to {self.reconnect_max_s:g} s")
-            cap = self._connect(deadline=None)
-            if cap is None:  # only when stopped
-                return
-            self._reconnects += 1
+            if time.monotonic() - opened_at >= self.reconnect_max_s:
+                delay = self.reconnect_initial_s  # it ran well for a while: back off afresh
+            if self._frames_read > 0:
+                self._set_status("reconnecting", f"lost {self.name}; retrying every {self.reconnect_initial_s:g} s "
+                                                 f"doubling up to {self.reconnect_max_s:g} s")
+            wait_first = True  # never hammer a server that accepts and then drops the stream
 
-    def _connect(self, deadline: float | None) -> cv2.VideoCapture | None:
-        """Open with exponential backoff until ``deadline`` (monotonic; None: until stopped)."""
-        delay = self.reconnect_initial_s
+    def _connect(self, *, deadline: float | None, delay: float, wait_first: bool
+                 ) -> tuple[cv2.VideoCapture | None, float]:
+        """Open, waiting ``delay`` s (doubling up to ``reconnect_max_s``) between attempts and, when
+        ``wait_first``, before the first. Gives up at ``deadline`` (monotonic; None: only when stopped).
+        Returns the capture (None on giving up) and the next delay."""
+        wait = wait_first
         while not self.stopped:
             remaining = math.inf if deadline is None else deadline - time.monotonic()
+            if wait:
+                if remaining <= 0 or self._stop_event.wait(min(delay, remaining)):
+                    return None, delay
+                delay = min(2 * delay, self.reconnect_max_s)
+                remaining = math.inf if deadline is None else deadline - time.monotonic()
+            wait = True
             cap = _open_capture(self._target, open_timeout_s=min(self.open_timeout_s, max(remaining, 0.001)),
                                 read_timeout_s=self.read_timeout_s)
             if cap is not None:
                 if not self.stopped:
-                    return cap
+                    return cap, delay
                 cap.release()
-                return None
-            remaining = math.inf if deadline is None else deadline - time.monotonic()
-            if remaining <= 0:
-                return None
-            self._stop_event.wait(min(delay, remaining))
-            delay = min(2 * delay, self.reconnect_max_s)
-        return None
+        return None, delay
 
     def _read_until_lost(self, cap: cv2.VideoCapture) -> None:
+        """Deliver frames until the stream ends, fails or stalls for ``read_timeout_s``; ``live`` from the first frame."""
         try:
             if not self._skip_backlog(cap):
                 return
@@ -270,25 +279,32 @@ class LiveSource(Source):
                 ok, image = cap.read()
                 if not ok or image is None:
                     return
-                self._deliver(image, max(time.time(), self._last_t + 1e-6), bgr=True)
+                self._deliver_live(image)
         finally:
             cap.release()
+
+    def _deliver_live(self, image: np.ndarray) -> None:
+        self._deliver(image, max(time.time(), self._last_t + 1e-6), bgr=True)
+        if self.status.state != "live":
+            self._set_status("live", f"reading {self.name}")
 
     def _skip_backlog(self, cap: cv2.VideoCapture) -> bool:
         """Drop the frames FFmpeg buffered while the stream was opening: they come back all at once,
         up to a second old, and would all be stamped "now". Grabs until one has to wait for a live
-        frame (which is kept), for at most ``_BACKLOG_MAX_S``. False if the stream is lost meanwhile."""
+        frame (which is kept), skipping at most ``_BACKLOG_MAX_S`` of video at the stream's nominal
+        rate. False if the stream is lost meanwhile."""
         fps = cap.get(cv2.CAP_PROP_FPS)
-        live_wait_s = 0.25 / fps if math.isfinite(fps) and 1 <= fps <= 240 else 0.01
-        deadline = time.monotonic() + _BACKLOG_MAX_S
-        while not self.stopped and time.monotonic() < deadline:
+        fps = fps if math.isfinite(fps) and 1 <= fps <= 240 else 25.0
+        for _ in range(round(_BACKLOG_MAX_S * fps)):
+            if self.stopped:
+                return True
             started = time.monotonic()
             if not cap.grab():
                 return False
-            if time.monotonic() - started >= live_wait_s:  # this grab waited: the frame is live
+            if time.monotonic() - started >= 0.25 / fps:  # this grab waited: the frame is live
                 ok, image = cap.retrieve()
                 if ok and image is not None:
-                    self._deliver(image, max(time.time(), self._last_t + 1e-6), bgr=True)
+                    self._deliver_live(image)
                 return True
             with self._deliver_lock:
                 self._dropped += 1
