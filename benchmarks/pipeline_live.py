@@ -1,0 +1,156 @@
+"""Live pipeline benchmark: N synthetic 640x480 25 fps streams paced in real time.
+
+Each stream is a looped video file played at its frame rate through the real pipeline
+(``FileSource`` capture thread, buffer, scheduler, preprocessing, engine with the segment cache,
+post-processing) of one :class:`pipelines.service.RecognitionService`. Reported per run:
+latency from the capture of a window's newest frame to its prediction (p50/p95/max),
+predictions per second per stream, dropped windows, and the process RSS at the start of
+streaming and at the end (sampled every 10 s in between).
+
+    .venv/bin/python benchmarks/pipeline_live.py --seconds 60                 # benchmark (1)
+    .venv/bin/python benchmarks/pipeline_live.py --seconds 30 --streams 1 2 3 # benchmark (3)
+
+Not a test: numbers depend on the machine and on what else runs on it.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import tempfile
+import threading
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from pipelines.service import RecognitionService, StreamPrediction  # noqa: E402
+from tdn.config import load_config, parse_override  # noqa: E402
+from tdn.synth import CLASSES, ClipSpec, render_clip, write_video  # noqa: E402
+
+
+def rss_mb() -> float:
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024.0
+    return float("nan")
+
+
+def make_stream_clip(path: Path, *, width: int, height: int, fps: int, seconds_per_class: float, seed: int) -> Path:
+    """A clip of several synthetic motion classes in a row (the demo model's domain)."""
+    rng = np.random.default_rng(seed)
+    spec = ClipSpec(width=width, height=height, fps=fps, seconds=seconds_per_class)
+    parts = [render_clip(rng, label, spec) for label in (0, 1, 4, 8)]
+    write_video(path, np.concatenate(parts), fps)
+    return path
+
+
+def _p50(values: np.ndarray) -> float | None:
+    return round(float(np.percentile(values, 50)), 1) if len(values) else None
+
+
+def run(service: RecognitionService, clip: Path, streams: int, seconds: float) -> dict:
+    latencies: dict[str, list[float]] = {}
+    lock = threading.Lock()
+
+    def on_event(event):
+        if isinstance(event, StreamPrediction):
+            with lock:
+                latencies.setdefault(event.stream, []).append(event.latency_ms)
+
+    unsubscribe = service.subscribe(on_event)
+    rss = [rss_mb()]
+    ids = [service.add_source(str(clip), stream_id=f"stream{i}", realtime=True, loop=True) for i in range(streams)]
+    start = time.monotonic()
+    while time.monotonic() - start < seconds:
+        time.sleep(min(10.0, seconds - (time.monotonic() - start)))
+        rss.append(rss_mb())
+    elapsed = time.monotonic() - start
+    stats = service.stats()
+    for sid in ids:
+        service.remove_source(sid)
+    unsubscribe()
+    per_stream = {}
+    for sid in ids:
+        lat = np.array(latencies.get(sid, []))
+        per_stream[sid] = {
+            "predictions": int(len(lat)),
+            "predictions_per_s": round(len(lat) / elapsed, 2),
+            "latency_ms_p50": round(float(np.percentile(lat, 50)), 1) if len(lat) else None,
+            "latency_ms_p95": round(float(np.percentile(lat, 95)), 1) if len(lat) else None,
+            "latency_ms_max": round(float(lat.max()), 1) if len(lat) else None,
+            # lag growth: the first and the last quarter of the run's predictions
+            "latency_ms_p50_first_quarter": _p50(lat[: len(lat) // 4]),
+            "latency_ms_p50_last_quarter": _p50(lat[-(len(lat) // 4):]) if len(lat) >= 4 else None,
+            "dropped_windows": stats[sid].dropped_windows,
+            "capture_fps": round(stats[sid].fps, 2),
+            "frames_read": stats[sid].frames_read,
+        }
+    all_lat = np.concatenate([np.array(v) for v in latencies.values()]) if latencies else np.array([])
+    return {
+        "streams": streams, "seconds": round(elapsed, 1),
+        "latency_ms_p50": round(float(np.percentile(all_lat, 50)), 1) if len(all_lat) else None,
+        "latency_ms_p95": round(float(np.percentile(all_lat, 95)), 1) if len(all_lat) else None,
+        "min_predictions_per_s": min(s["predictions_per_s"] for s in per_stream.values()),
+        "dropped_windows": sum(s["dropped_windows"] for s in per_stream.values()),
+        "rss_mb": [round(r, 1) for r in rss],
+        "per_stream": per_stream,
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--streams", type=int, nargs="+", default=[1], help="stream counts to run, one run each")
+    parser.add_argument("--seconds", type=float, default=60.0, help="streaming time per run")
+    parser.add_argument("--width", type=int, default=640)
+    parser.add_argument("--height", type=int, default=480)
+    parser.add_argument("--fps", type=int, default=25)
+    parser.add_argument("--weights", default=None, help="default: the bundled demo model")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="SECTION.KEY=VALUE")
+    parser.add_argument("--out", default=None, help="also write the results as JSON here")
+    args = parser.parse_args(argv)
+
+    overrides = dict(parse_override(t) for t in args.overrides)
+    if args.weights:
+        overrides["model.weights"] = args.weights
+    config = load_config(overrides=overrides)
+    with tempfile.TemporaryDirectory() as tmp:
+        clip = make_stream_clip(Path(tmp) / "stream.mp4", width=args.width, height=args.height, fps=args.fps,
+                                seconds_per_class=5.0, seed=0)
+        with RecognitionService(config) as service:
+            model = service.model
+            record = {
+                "benchmark": "pipeline_live",
+                "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+                "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
+                           f"torch {torch.__version__}, {torch.get_num_threads()} threads",
+                "model": f"TDN-{model.cfg.arch} {model.cfg.variant} T={model.cfg.num_segments} "
+                         f"{model.meta.input_size}px {model.precision} ({model.meta.source or 'random'})",
+                "stream": f"{args.width}x{args.height} {args.fps} fps synthetic motion clip ({', '.join(CLASSES[i] for i in (0, 1, 4, 8))}), looped, paced in real time",
+                "config": {k: getattr(config.pipeline, k) for k in
+                           ("backend", "window_seconds", "max_batch", "max_wait_ms", "cache_segments", "smoothing")},
+                "preprocess_backend": service.preprocessor.name,
+                "load_avg_before": os.getloadavg(),
+                "runs": [],
+            }
+            for n in args.streams:
+                result = run(service, clip, n, args.seconds)
+                record["runs"].append(result)
+                print(json.dumps({k: v for k, v in result.items() if k != "per_stream"}), flush=True)
+            record["load_avg_after"] = os.getloadavg()
+    print(json.dumps(record, indent=1))
+    if args.out:
+        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.out).write_text(json.dumps(record, indent=1) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
