@@ -68,6 +68,7 @@ class BrowserSession:
         self.key = uuid.uuid4().hex[:8]
         self.cameras: list[Camera] = []
         self._webcam: tuple[str, int] | None = None  # (stream id, generation)
+        self.camera_slots_shown = 0  # camera views the page shows now (the UI skips refreshes of none)
         self._lock = threading.Lock()
         self.closed = False
 

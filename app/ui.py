@@ -93,6 +93,10 @@ def build_ui(host: ModelHost, config: Config) -> gr.Blocks:
     def camera_slots(session: BrowserSession | None, threshold: float, heatmap: str) -> list:
         """Per slot: (visible column, annotated image, summary) for ``app.max_cameras`` slots."""
         cameras = session.live_cameras() if session is not None else []
+        if not cameras and (session is None or not session.camera_slots_shown):
+            return [gr.skip()] * (3 * app_cfg.max_cameras)  # nothing shown, nothing to show: send nothing
+        if session is not None:
+            session.camera_slots_shown = len(cameras)
         service = host.service
         stats = service.stats()
         updates = []

@@ -14,7 +14,7 @@ from pipelines.clip import ClipPrediction
 from pipelines.overlay import annotate
 from pipelines.preprocess import PreprocessSpec
 from pipelines.service import StreamPrediction, StreamStats
-from pipelines.types import SEGMENT_LENGTH
+from pipelines.types import FINAL_STATES, SEGMENT_LENGTH
 from tdn.labels import label_name
 
 HEATMAP_CHOICES = [("off", "none"), ("RGB differences", "rgb"), ("S-TDM response", "stdm")]
@@ -66,8 +66,11 @@ def stream_summary(stats: StreamStats | None, latest: StreamPrediction | None, t
     """One Markdown block: label, state, fps, prediction rate, latency, dropped windows."""
     if stats is None:
         return "stream closed"
-    label = claimed_label(latest.prediction.topk, threshold) if latest is not None else None
-    head = f"**{label}**" if label else ("*nothing above threshold*" if latest is not None else "*waiting for the first window*")
+    if latest is not None:
+        label = claimed_label(latest.prediction.topk, threshold)
+        head = f"**{label}**" if label else "*nothing above threshold*"
+    else:
+        head = "*no prediction*" if stats.state in FINAL_STATES else "*waiting for the first window*"
     return (f"{head}  \n`{stats.state}` {stats.detail}  \n"
             f"{stats.fps:.1f} fps · {stats.prediction_rate:.1f} predictions/s · latency p50 {_fmt_ms(stats.latency_ms_p50)}"
             f" p95 {_fmt_ms(stats.latency_ms_p95)} · dropped windows {stats.dropped_windows}")

@@ -1,0 +1,69 @@
+"""Per-tab sessions over one shared service: own streams, limits, clean-up, and re-attaching
+after the model panel replaces the service."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from app.sessions import BrowserSession, ModelHost
+from conftest import free_port
+from tdn.checkpoint import ModelMeta, save_model
+from tdn.config import load_config
+from tdn.model import TDN, TDNConfig
+
+
+@pytest.fixture
+def host(tmp_path):
+    torch.manual_seed(0)
+    model = TDN(TDNConfig(arch="resnet18", layers=(1, 1, 1, 1), num_segments=4, num_classes=3))
+    weights = save_model(tmp_path / "tiny.pt", model, ModelMeta(labels=["a", "b", "c"], input_size=64, resize_short=72))
+    cfg = load_config(overrides={"model.weights": str(weights), "model.device": "cpu", "model.precision": "fp32",
+                                 "pipeline.backend": "cpu", "pipeline.open_timeout_s": 1.0})
+    host = ModelHost(cfg)
+    yield host
+    host.close()
+
+
+def test_each_tab_gets_its_own_webcam_stream_and_closing_removes_it(host):
+    one, two = BrowserSession(host, max_cameras=2), BrowserSession(host, max_cameras=2)
+    a, b = one.webcam_stream(), two.webcam_stream()
+    assert a != b and one.webcam_stream() == a
+    host.service.push_frame(a, np.zeros((48, 64, 3), np.uint8))
+    assert host.service.source(a).buffer.latest() is not None and host.service.source(b).buffer.latest() is None
+    one.close()
+    assert a not in host.service.streams() and b in host.service.streams()
+    one.close()  # twice is harmless
+
+
+def test_camera_limit_and_removal(host):
+    session = BrowserSession(host, max_cameras=1)
+    dead = f"rtsp://user:pw@127.0.0.1:{free_port()}/none"
+    camera = session.add_camera(dead)
+    assert camera.error is None and camera.stream_id in host.service.streams()
+    assert "pw" not in camera.name and "pw" not in camera.stream_id
+    with pytest.raises(ValueError, match="at most 1 cameras"):
+        session.add_camera(dead)
+    session.remove_camera(0)
+    assert session.cameras == [] and camera.stream_id not in host.service.streams()
+
+
+def test_reloading_the_model_swaps_the_service_and_sessions_reattach(host, tmp_path):
+    session = BrowserSession(host, max_cameras=2)
+    old_service = host.service
+    webcam = session.webcam_stream()
+    session.add_camera(f"rtsp://127.0.0.1:{free_port()}/none")
+
+    host.reload({"num_segments": 4}, {"smoothing": 5})
+    assert host.generation == 1 and host.service is not old_service
+    assert old_service.streams() == []  # the old service was closed with its streams
+    assert host.config.pipeline.smoothing == 5
+    assert session.webcam_stream() in host.service.streams()
+    assert session.webcam_stream() == webcam  # same name, now on the new service
+    [camera] = session.live_cameras()
+    assert camera.generation == 1 and camera.stream_id in host.service.streams()
+
+    current = host.service
+    with pytest.raises(FileNotFoundError):
+        host.reload({"weights": str(tmp_path / "missing.pt")}, {})
+    assert host.service is current and host.generation == 1  # a failed load keeps the running model
