@@ -236,7 +236,8 @@ class LiveSource(Source):
                     self._set_status("failed", f"no frames from {self.name} within {self.open_timeout_s:g} s "
                                                "(unreachable, refused, wrong path or credentials, or not a video)")
                 return
-            self._reconnects += was_live
+            if was_live:
+                self._reconnects += 1
             opened_at = time.monotonic()
             self._read_until_lost(cap)
             if self.stopped:
