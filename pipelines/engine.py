@@ -9,7 +9,8 @@ prediction rate, never as a growing queue.
 
 Per-segment early features (``model.forward_segments``: stem, stage 1, S-TDM) are cached in a
 bounded :class:`SegmentCache` keyed by ``(stream, centre time, frame indices)``; consecutive
-windows share T-1 centres, so usually one segment per window is preprocessed and run. Then
+windows share T-1 centres, so usually one segment per window is preprocessed and run, and a
+stream's segments older than its newest window's first centre are dropped at once. Then
 ``model.forward_temporal`` mixes the T segments. Cached results equal a full recompute
 (tested to 1e-4 in fp32).
 """
@@ -63,8 +64,9 @@ class SegmentCache:
         while len(self._entries) > self.capacity:
             self._entries.popitem(last=False)
 
-    def drop_stream(self, stream: str) -> None:
-        for key in [k for k in self._entries if k[0] == stream]:
+    def drop_stream(self, stream: str, before: float | None = None) -> None:
+        """Forget a stream's entries (only those centred before ``before``, when given)."""
+        for key in [k for k in self._entries if k[0] == stream and (before is None or k[1] < before)]:
             del self._entries[key]
 
     def __len__(self) -> int:
@@ -282,6 +284,9 @@ class InferenceEngine:
                 found[key] = entry
                 if self.cache_segments:
                     self.cache.put(key, entry)
+        if self.cache_segments:  # windows only move forward: segments before a window's first centre are done
+            for w in windows:
+                self.cache.drop_stream(w.stream, before=w.centres[0])
         features = [[found[k][0] for k in window_keys] for window_keys in keys]
         responses = [found[window_keys[-1]][1] for window_keys in keys]  # the newest segment's
         responses = [None if r is None else r.float().cpu() for r in responses]

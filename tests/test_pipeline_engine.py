@@ -69,6 +69,8 @@ def test_cached_windows_equal_full_recompute(model, preprocessor):
     assert stats.segments_computed == T + len(windows) - 1
     assert stats.cache_hits == (T - 1) * (len(windows) - 1)
     assert fresh.stats().segments_computed == T * len(windows)
+    assert len(cached.cache) == T  # segments before the newest window's first centre are gone
+    assert len(fresh.cache) == 0
 
 
 def test_batch_across_streams_equals_single_windows(model, preprocessor):
