@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import threading
+import time
 
 import numpy as np
 import pytest
@@ -95,3 +96,43 @@ def test_predict_clip_through_the_service(service, tmp_path):
     assert [e["label"] for e in top] and {e["label"] for e in top} <= {"a", "b", "c"}
     assert top[0]["score"] >= top[1]["score"]
     assert result.windows
+
+
+@pytest.mark.slow
+def test_rtsp_predictions_resume_after_the_server_restarts(model):
+    """Real loopback RTSP camera -> predictions; server down -> reconnecting; back -> predictions again."""
+    from conftest import RtspServer, free_port
+
+    config = Config()
+    config.pipeline.window_seconds = 1.0
+    config.pipeline.max_wait_ms = 0.0
+    config.pipeline.backend = "cpu"
+    config.pipeline.read_timeout_s, config.pipeline.open_timeout_s = 2.0, 6.0
+    config.pipeline.reconnect_initial_s, config.pipeline.reconnect_max_s = 0.25, 1.0
+    server = RtspServer(free_port()).start()
+    states, predictions = [], []
+    with RecognitionService(config, model=model) as service:
+        service.subscribe(lambda e: states.append(e.status.state) if isinstance(e, StatusEvent)
+                          else predictions.append(e.time))
+        sid = service.add_source(server.url_with("cam", "hunter2"))
+        assert "hunter2" not in sid
+        try:
+            deadline = time.monotonic() + 20
+            while not predictions and time.monotonic() < deadline:
+                time.sleep(0.1)
+            assert predictions, f"no prediction from the RTSP stream; states {states}"
+            server.stop()
+            deadline = time.monotonic() + 10
+            while "reconnecting" not in states and time.monotonic() < deadline:
+                time.sleep(0.1)
+            assert "reconnecting" in states
+            restarted = time.time()
+            server.start()
+            deadline = time.monotonic() + 30
+            while not any(t > restarted for t in predictions) and time.monotonic() < deadline:
+                time.sleep(0.1)
+            assert any(t > restarted for t in predictions)  # windows of frames captured after the restart
+            assert states[-1] == "live"
+            assert service.stats()[sid].state == "live"
+        finally:
+            server.stop()
