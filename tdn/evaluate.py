@@ -82,8 +82,10 @@ def _is_distributed() -> bool:
 
 @torch.inference_mode()
 def evaluate(model: torch.nn.Module, loader, num_classes: int, *, labels: list[str] | None = None,
-             progress: bool = False, device: torch.device | str = "cpu") -> Metrics:
-    """Score every clip of ``loader`` (items ``(V, T, L, 3, S, S)``, label) with ``model`` in eval mode."""
+             progress: bool = False, device: torch.device | str = "cpu",
+             autocast_dtype: torch.dtype | None = None) -> Metrics:
+    """Score every clip of ``loader`` (items ``(V, T, L, 3, S, S)``, label) with ``model`` in eval mode,
+    under autocast to ``autocast_dtype`` if given (an fp32 training model)."""
     was_training = model.training
     model.eval()
     confusion = torch.zeros(num_classes, num_classes, dtype=torch.int64)
@@ -95,7 +97,8 @@ def evaluate(model: torch.nn.Module, loader, num_classes: int, *, labels: list[s
         batches = tqdm(loader, desc="eval", unit="batch", leave=False, mininterval=2.0)
     for views, target in batches:
         b, v = views.shape[:2]
-        logits = model(views.flatten(0, 1).to(device, non_blocking=True))  # (B, V, T, ...) -> (B*V, T, ...)
+        with torch.autocast(torch.device(device).type, dtype=autocast_dtype, enabled=autocast_dtype is not None):
+            logits = model(views.flatten(0, 1).to(device, non_blocking=True))  # (B, V, T, ...) -> (B*V, T, ...)
         probs = F.softmax(logits.float(), dim=-1).view(b, v, -1).mean(1).cpu()  # (B*V, K) -> (B, K)
         loss_sum += float(F.nll_loss(probs.clamp_min(1e-8).log(), target, reduction="sum"))
         top5_correct += int((probs.topk(k, dim=1).indices == target[:, None]).any(1).sum())

@@ -114,8 +114,12 @@ def _device(cfg: Config, world: _Dist) -> torch.device:
     return device
 
 
-def train(cfg: Config, *, progress: bool = True) -> TrainResult:
-    """Train as ``cfg`` says; see the module docstring for what is written where."""
+def train(cfg: Config, *, progress: bool = True, stop_after: int | None = None) -> TrainResult:
+    """Train as ``cfg`` says; see the module docstring for what is written where.
+
+    ``stop_after``: return after this many epochs in total (the schedule still spans
+    ``train.epochs``), to train in chunks with ``train.resume``.
+    """
     t = cfg.train
     if t.train_list is None:
         raise ValueError("no training list: set train.train_list (or pass --train-list)")
@@ -148,7 +152,7 @@ def train(cfg: Config, *, progress: bool = True) -> TrainResult:
     if t.imagenet:
         load_imagenet_init(model, t.imagenet)
     model.to(device, memory_format=torch.channels_last)
-    model.precision = ("fp16" if device.type == "cuda" else "bf16") if t.amp else "fp32"
+    amp_dtype = (torch.float16 if device.type == "cuda" else torch.bfloat16) if t.amp else None
     net = model
     if world.world > 1:
         net = torch.nn.parallel.DistributedDataParallel(
@@ -163,7 +167,7 @@ def train(cfg: Config, *, progress: bool = True) -> TrainResult:
     total_steps = steps_per_epoch * t.epochs
     warmup = min(steps_per_epoch * t.warmup_epochs, total_steps)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: _lr_factor(s, warmup, total_steps))
-    scaler = torch.amp.GradScaler("cuda", enabled=model.precision == "fp16")
+    scaler = torch.amp.GradScaler("cuda", enabled=amp_dtype == torch.float16)
 
     start_epoch, best_top1, best = 0, -1.0, None
     if t.resume:
@@ -182,11 +186,13 @@ def train(cfg: Config, *, progress: bool = True) -> TrainResult:
             with open(out / "log.csv", "w", newline="") as f:
                 csv.writer(f).writerow(LOG_FIELDS)
         print(f"training {model.cfg.arch} {model.cfg.variant} T={model.cfg.num_segments} on {len(train_set)} clips, "
-              f"{num_classes} classes, {world.world} process(es), {device}, {model.precision}; "
+              f"{num_classes} classes, {world.world} process(es), {device}, "
+              f"{'fp32' if amp_dtype is None else str(amp_dtype).removeprefix('torch.') + ' autocast'}; "
               f"{steps_per_epoch} steps/epoch x {t.epochs} epochs -> {out}", flush=True)
 
-    for epoch in range(start_epoch, t.epochs):
+    for epoch in range(start_epoch, min(t.epochs, stop_after or t.epochs)):
         started = time.time()
+        torch.manual_seed(t.seed * 1000 + epoch * 10 + world.rank)  # dropout, augmentation: per (seed, epoch, rank)
         net.train()
         loader = _loader(train_set, cfg, shuffle=True, world=world, epoch=epoch, batch_size=t.batch_size)
         batches = loader
@@ -196,7 +202,8 @@ def train(cfg: Config, *, progress: bool = True) -> TrainResult:
         loss_sum, correct, seen = 0.0, 0, 0
         for clips, target in batches:
             clips, target = clips.to(device, non_blocking=True), target.to(device, non_blocking=True)
-            logits = net(clips)
+            with torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
+                logits = net(clips)
             loss = F.cross_entropy(logits, target)
             optimizer.zero_grad(set_to_none=True)
             scaler.scale(loss).backward()
@@ -215,7 +222,7 @@ def train(cfg: Config, *, progress: bool = True) -> TrainResult:
         if val_set is not None:
             val_loader = _loader(val_set, cfg, shuffle=False, world=world, epoch=epoch, batch_size=t.batch_size)
             metrics = evaluate(model, val_loader, num_classes, labels=labels, progress=progress and world.main,
-                               device=device)
+                               device=device, autocast_dtype=amp_dtype)
         if world.main:
             score = metrics.top1 if metrics is not None else -float(loss_sum / max(seen, 1))
             if score > best_top1:
