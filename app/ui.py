@@ -25,6 +25,7 @@ from tdn.config import Config
 
 log = logging.getLogger(__name__)
 
+KEEP_CHOICE = "keep current"
 DEMO_CHOICE = "bundled demo model"
 LABELS_FROM_WEIGHTS = "from the weights file"
 PRECISIONS = ["auto", "fp32", "bf16", "fp16"]
@@ -146,10 +147,12 @@ def build_ui(host: ModelHost, config: Config) -> gr.Blocks:
 
     # -- model panel -------------------------------------------------------------------------
     def on_load_model(weights: str, labels: str, segments: float, precision: str, device: str, smoothing: float):
-        model = {"weights": None if weights == DEMO_CHOICE else str(resolve_in_weights(weights)),
-                 "labels": None if labels == LABELS_FROM_WEIGHTS else str(resolve_in_weights(labels, LABELS_DIR)),
-                 "num_segments": int(segments), "precision": precision, "device": device}
+        model = {"num_segments": int(segments), "precision": precision, "device": device}
         try:
+            if weights != KEEP_CHOICE:
+                model["weights"] = None if weights == DEMO_CHOICE else str(resolve_in_weights(weights))
+            if labels != KEEP_CHOICE:
+                model["labels"] = None if labels == LABELS_FROM_WEIGHTS else str(resolve_in_weights(labels, LABELS_DIR))
             host.reload(model, {"smoothing": int(smoothing)})
         except (ValueError, FileNotFoundError) as exc:
             raise gr.Error(f"model not changed: {exc}") from exc
@@ -214,10 +217,11 @@ def build_ui(host: ModelHost, config: Config) -> gr.Blocks:
             gr.Markdown(f"Weights come from `{WEIGHTS_DIR.name}/` only; label files from `{WEIGHTS_DIR.name}/"
                         f"{LABELS_DIR.name}/`. Loading replaces the model for every user; open streams re-attach.")
             with gr.Row():
-                weights_in = gr.Dropdown([DEMO_CHOICE, *weights_choices()], value=DEMO_CHOICE, label="Weights")
-                labels_in = gr.Dropdown([LABELS_FROM_WEIGHTS, *label_choices()], value=LABELS_FROM_WEIGHTS,
+                weights_in = gr.Dropdown([KEEP_CHOICE, DEMO_CHOICE, *weights_choices()], value=KEEP_CHOICE,
+                                         label="Weights")
+                labels_in = gr.Dropdown([KEEP_CHOICE, LABELS_FROM_WEIGHTS, *label_choices()], value=KEEP_CHOICE,
                                         label="Label file")
-                segments_in = gr.Number(value=config.model.num_segments, precision=0, minimum=1, maximum=64,
+                segments_in = gr.Number(value=host.service.model.cfg.num_segments, precision=0, minimum=1, maximum=64,
                                         label="Segments T (official checkpoints; ours store T)")
             with gr.Row():
                 precision_in = gr.Dropdown(PRECISIONS, value=config.model.precision, label="Precision")
@@ -247,14 +251,14 @@ def build_ui(host: ModelHost, config: Config) -> gr.Blocks:
 
 
 def launch(config: Config, *, auth: tuple[str, str] | None = None, prevent_thread_lock: bool = False,
-           host: ModelHost | None = None) -> tuple[gr.Blocks, ModelHost]:
+           quiet: bool = False, host: ModelHost | None = None) -> tuple[gr.Blocks, ModelHost]:
     """Load the model, build the UI and serve it on ``app.host:app.port``."""
     host = host if host is not None else ModelHost(config)
     demo = build_ui(host, config)
     demo.queue(default_concurrency_limit=4)
     demo.launch(server_name=config.app.host, server_port=config.app.port, auth=auth,
                 max_file_size=f"{config.app.max_upload_mb}mb", prevent_thread_lock=prevent_thread_lock,
-                show_error=True, quiet=True)
+                show_error=True, quiet=quiet)
     if not prevent_thread_lock:
         host.close()
     return demo, host

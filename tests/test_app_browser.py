@@ -64,7 +64,7 @@ def app_server(media_dir):
         "pipeline.backend": "cpu", "pipeline.window_seconds": 1.0, "pipeline.open_timeout_s": 3.0,
         "app.port": free_port(), "app.refresh_s": 0.5,
     })
-    demo, host = launch(cfg, prevent_thread_lock=True)
+    demo, host = launch(cfg, prevent_thread_lock=True, quiet=True)
     try:
         yield f"http://127.0.0.1:{cfg.app.port}/", host
     finally:
@@ -105,6 +105,7 @@ def screenshot(page, name: str) -> None:
 
 def test_webcam_shows_label_and_annotated_frame_and_model_sees_unmirrored_frames(page, app_server):
     host = app_server[1]
+    page.locator("#heatmap").get_by_text("S-TDM response").click()
     page.get_by_text("Click to Access Webcam").click()
     page.locator("#webcam button[aria-label='capture photo']").click()  # starts streaming
     page.locator("#webcam-info").get_by_text(LABEL_PATTERN).first.wait_for()
@@ -149,6 +150,7 @@ def test_rtsp_camera_goes_live_with_masked_credentials_and_bad_sources_show_mess
         info.get_by_text("live").first.wait_for()
         info.get_by_text(LABEL_PATTERN).first.wait_for()
         page.locator("#camera-view-0 img").wait_for()
+        page.locator("#heatmap").get_by_text("RGB differences").click()
 
         dead = f"rtsp://127.0.0.1:{free_port()}/nothing"
         source.fill(dead)

@@ -27,7 +27,7 @@ def served(tmp_path_factory):
     cfg = load_config(overrides={"model.weights": str(weights), "model.device": "cpu", "model.precision": "fp32",
                                  "pipeline.backend": "cpu", "app.port": free_port(), "app.max_upload_mb": 1})
     assert cfg.app.host == "127.0.0.1"  # the default bind address
-    demo, host = launch(cfg, auth=("viewer", "pw-123"), prevent_thread_lock=True)
+    demo, host = launch(cfg, auth=("viewer", "pw-123"), prevent_thread_lock=True, quiet=True)
     try:
         yield f"http://127.0.0.1:{cfg.app.port}", demo
     finally:
