@@ -10,7 +10,8 @@ from tdn.labels import load_labels
 from tdn.model import TDN, TDNConfig
 
 DEMO_WEIGHTS = Path(__file__).resolve().parent.parent / "weights" / "demo" / "tdn_r18_synth.pt"
-PRECISIONS = ("fp32", "bf16", "fp16")
+DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
+PRECISIONS = tuple(DTYPES)
 
 
 def resolve_device(device: str) -> torch.device:
@@ -37,12 +38,11 @@ def resolve_precision(precision: str, device: torch.device) -> str:
 
 
 def prepare_for_inference(model: TDN, *, device: torch.device, precision: str, fold_bn: bool = True) -> TDN:
-    """Eval mode, BatchNorm folded, channels_last, on ``device``, autocast at ``precision``."""
+    """Eval mode, BatchNorm folded (in fp32), then on ``device`` in ``precision``, channels_last."""
     model.eval()
     if fold_bn:
         model.fold_batchnorm()
-    model.to(device=device, memory_format=torch.channels_last)
-    model.precision = precision
+    model.to(device=device, dtype=DTYPES[precision], memory_format=torch.channels_last)
     model.requires_grad_(False)
     return model
 

@@ -20,7 +20,6 @@ is the rest (stages 2-4 with L-TDM and the temporal conv, head, average consensu
 """
 from __future__ import annotations
 
-import contextlib
 from dataclasses import asdict, dataclass, field
 
 import torch
@@ -81,6 +80,8 @@ class TDNConfig:
         if self.fusion is None:
             object.__setattr__(self, "fusion", official_fusion_weights(self.num_segments))
         object.__setattr__(self, "fusion", tuple(float(w) for w in self.fusion))
+        if len(self.fusion) != 2 or self.fusion[0] <= 0:
+            raise ValueError(f"fusion must be (rgb_weight > 0, diff_weight), got {self.fusion}")
 
     @property
     def block(self) -> str:
@@ -109,11 +110,12 @@ def _bn(channels: int) -> nn.BatchNorm2d:
 class TemporalConv(nn.Module):
     """Depthwise convolution over the segment axis, kernel 3, zero padding.
 
-    ``out[t] = w0 * x[t-1] + w1 * x[t] + w2 * x[t+1]`` per channel, computed on an
-    ``(N, T, C, H, W)`` view with three shifted multiply-adds instead of permuting the whole
-    tensor. The weight has ``nn.Conv1d``'s shape ``(C, 1, 3)``; it starts as a temporal
-    shift: ``C/fold_div`` channels read the next segment, as many the previous one, the rest
-    stay in place.
+    ``out[t] = w0 * x[t-1] + w1 * x[t] + w2 * x[t+1]`` per channel. The ``(N*T, C, H, W)``
+    input is viewed (not copied) as ``(N, C, T, H, W)`` and convolved by a depthwise
+    ``(3, 1, 1)`` kernel: for channels_last input that view is already channels_last_3d
+    memory, so no tensor is permuted. The weight has ``nn.Conv1d``'s shape ``(C, 1, 3)``; it
+    starts as a temporal shift: ``C/fold_div`` channels read the next segment, as many the
+    previous one, the rest stay in place.
     """
 
     def __init__(self, channels: int, num_segments: int, fold_div: int = 8):
@@ -129,11 +131,10 @@ class TemporalConv(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         nt, c, h, w = x.shape
         x = x.view(nt // self.num_segments, self.num_segments, c, h, w)  # (N*T, C, H, W) -> (N, T, C, H, W)
-        k = self.weight.to(x.dtype).view(c, 3, 1, 1)  # (C, 1, 3) -> (C, 3, 1, 1)
-        out = x * k[:, 1]
-        out[:, 1:] += x[:, :-1] * k[:, 0]
-        out[:, :-1] += x[:, 1:] * k[:, 2]
-        return out.view(nt, c, h, w)  # (N, T, C, H, W) -> (N*T, C, H, W)
+        x = x.permute(0, 2, 1, 3, 4)  # (N, T, C, H, W) -> (N, C, T, H, W), a view
+        kernel = self.weight.view(c, 1, 3, 1, 1)  # (C, 1, 3) -> (C, 1, 3, 1, 1)
+        out = F.conv3d(x, kernel, padding=(1, 0, 0), groups=c)
+        return out.permute(0, 2, 1, 3, 4).reshape(nt, c, h, w)  # (N, C, T, H, W) -> (N*T, C, H, W), a view
 
 
 class LongTermTDM(nn.Module):
@@ -181,7 +182,8 @@ class LongTermTDM(nn.Module):
         fine = self.scale1_bn(self.scale1_conv(diff))
         gate = torch.sigmoid(self.expand_bn(self.expand((diff + coarse + fine) / 3.0)))  # (2*N*T, C, H, W)
         gate_forward, gate_backward = gate.chunk(2)
-        out = x * (0.5 * (gate_forward + gate_backward) + 0.5)  # F + F * ((s_f - 1/2) + (s_b - 1/2)) / 2
+        # F + F * ((s_f - 1/2) + (s_b - 1/2)) / 2  ==  F + F * (s_f + s_b - 1) / 2
+        out = torch.addcmul(x, x, (gate_forward + gate_backward).sub_(1.0), value=0.5)
         return out.contiguous(memory_format=torch.channels_last) if channels_last else out
 
 
@@ -216,12 +218,12 @@ class BasicBlock(nn.Module):
         self.downsample = downsample
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out = F.relu(self.bn1(self.conv1(x)))
+        out = F.relu(self.bn1(self.conv1(x)), inplace=True)
         if self.temporal is not None:
             out = self.temporal(out)
         out = self.bn2(self.conv2(out))
-        identity = x if self.downsample is None else self.downsample(x)
-        return F.relu(out + identity)
+        out += x if self.downsample is None else self.downsample(x)
+        return F.relu(out, inplace=True)
 
 
 class Bottleneck(nn.Module):
@@ -241,13 +243,13 @@ class Bottleneck(nn.Module):
         self.downsample = downsample
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out = F.relu(self.bn1(self.conv1(x)))
+        out = F.relu(self.bn1(self.conv1(x)), inplace=True)
         if self.temporal is not None:
             out = self.temporal(out)
-        out = F.relu(self.bn2(self.conv2(out)))
+        out = F.relu(self.bn2(self.conv2(out)), inplace=True)
         out = self.bn3(self.conv3(out))
-        identity = x if self.downsample is None else self.downsample(x)
-        return F.relu(out + identity)
+        out += x if self.downsample is None else self.downsample(x)
+        return F.relu(out, inplace=True)
 
 
 class Downsample(nn.Sequential):
@@ -286,20 +288,20 @@ class ShortTermTDM(nn.Module):
         self.layer1, _ = _make_stage(block, 64, 64, blocks, 1, None)
 
     def stem(self, segments: torch.Tensor) -> torch.Tensor:
-        diffs = segments[:, 1:] - segments[:, :-1]  # (M, L, 3, H, W) -> (M, L-1, 3, H, W)
-        x = diffs.flatten(1, 2)  # (M, L-1, 3, H, W) -> (M, 3*(L-1), H, W)
-        if self.conv.weight.is_contiguous(memory_format=torch.channels_last):
-            x = x.contiguous(memory_format=torch.channels_last)
-        x = F.avg_pool2d(x, 2)
-        x = F.relu(self.bn(self.conv(x)))
+        diffs = segments[:, 1:] - segments[:, :-1]  # (M, L, 3, H, W) -> (M, L-1, 3, H, W), in the input's precision
+        x = F.avg_pool2d(diffs.flatten(1, 2), 2)  # (M, L-1, 3, H, W) -> (M, 3*(L-1), H/2, W/2)
+        memory_format = torch.channels_last if self.conv.weight.is_contiguous(memory_format=torch.channels_last) \
+            else torch.contiguous_format
+        x = x.to(self.conv.weight.dtype, memory_format=memory_format)
+        x = F.relu(self.bn(self.conv(x)), inplace=True)
         return F.max_pool2d(x, 3, stride=2, padding=1)
 
 
 class TDN(nn.Module):
     """TDN-ResNet. Input ``(N, T, L, 3, H, W)`` normalised RGB, output logits ``(N, classes)``.
 
-    ``precision`` ("fp32", "bf16", "fp16") selects autocast inside every forward method;
-    outputs are float32 whatever it is.
+    Inputs are cast to the parameters' dtype (a bf16 or fp16 inference model computes in it
+    throughout; train in fp32 under ``torch.autocast``); logits are float32 whatever it is.
     """
 
     _CONV_BN = (("conv1", "bn1"),)
@@ -307,7 +309,6 @@ class TDN(nn.Module):
     def __init__(self, cfg: TDNConfig):
         super().__init__()
         self.cfg = cfg
-        self.precision = "fp32"
         self.batchnorm_folded = False
         block = BasicBlock if cfg.block == "basic" else Bottleneck
         self.conv1 = nn.Conv2d(3, 64, 7, stride=2, padding=3)
@@ -335,15 +336,13 @@ class TDN(nn.Module):
         nn.init.zeros_(self.fc.bias)
 
     # -- precision and layout ------------------------------------------------------------
-    def _autocast(self):
-        if self.precision == "fp32":
-            return contextlib.nullcontext()
-        device_type = self.fc.weight.device.type
-        dtype = torch.bfloat16 if self.precision == "bf16" else torch.float16
-        return torch.autocast(device_type, dtype=dtype)
+    @property
+    def precision(self) -> str:
+        """Compute precision, set by the parameters' dtype ("fp32", "bf16" or "fp16")."""
+        return {torch.float32: "fp32", torch.bfloat16: "bf16", torch.float16: "fp16"}[self.fc.weight.dtype]
 
     def _prepare(self, x: torch.Tensor) -> torch.Tensor:
-        return x.to(self.fc.weight.device, torch.float32, non_blocking=True)
+        return x.to(self.fc.weight.device, self.fc.weight.dtype, non_blocking=True)
 
     @property
     def channels_last(self) -> bool:
@@ -358,29 +357,33 @@ class TDN(nn.Module):
         float32: the mean magnitude of the difference features fused after stage 1 (None for
         variants without S-TDM).
         """
-        segments = self._prepare(segments)
-        m, length = segments.shape[:2]
+        segments = segments.to(self.fc.weight.device, torch.float32, non_blocking=True)  # differences in float32
+        length = segments.shape[1]
         if length != self.cfg.neighbours:
             raise ValueError(f"expected {self.cfg.neighbours} frames per segment, got {length} (shape {tuple(segments.shape)})")
-        with self._autocast():
-            centre = segments[:, length // 2]  # (M, L, 3, H, W) -> (M, 3, H, W)
-            if self.channels_last:
-                centre = centre.contiguous(memory_format=torch.channels_last)
-            x = F.relu(self.bn1(self.conv1(centre)))
-            x = F.max_pool2d(x, 3, stride=2, padding=1)
-            response = None
-            if self.stdm is None:
-                x = self.layer1(x)
-            else:
-                a, b = self.cfg.fusion
-                diff = self.stdm.stem(segments)
-                x = a * x + b * F.interpolate(diff, size=x.shape[-2:], mode="nearest")
-                diff = self.stdm.layer1(diff)
-                diff = F.interpolate(diff, size=x.shape[-2:], mode="nearest")
-                x = a * self.layer1(x) + b * diff
-                if with_response:
-                    response = diff.float().abs().mean(1)  # (M, C, h, w) -> (M, h, w)
+        centre = self._prepare(segments[:, length // 2])  # (M, L, 3, H, W) -> (M, 3, H, W)
+        if self.channels_last:
+            centre = centre.contiguous(memory_format=torch.channels_last)
+        x = F.relu(self.bn1(self.conv1(centre)), inplace=True)
+        x = F.max_pool2d(x, 3, stride=2, padding=1)
+        response = None
+        if self.stdm is None:
+            x = self.layer1(x)
+        else:
+            diff = self.stdm.stem(segments)
+            x = self._fuse(x, diff)
+            diff = self.stdm.layer1(diff)
+            x = self._fuse(self.layer1(x), diff)
+            if with_response:
+                response = diff.float().abs().mean(1, keepdim=True)  # (M, C, h', w') -> (M, 1, h', w')
+                response = F.interpolate(response, size=x.shape[-2:], mode="nearest")[:, 0]  # -> (M, h, w)
         return (x, response) if with_response else x
+
+    def _fuse(self, rgb: torch.Tensor, diff: torch.Tensor) -> torch.Tensor:
+        """``a * rgb + b * diff`` with ``diff`` upsampled (nearest) to ``rgb``'s size."""
+        a, b = self.cfg.fusion
+        diff = F.interpolate(diff, size=rgb.shape[-2:], mode="nearest")
+        return torch.add(rgb, diff, alpha=b / a).mul_(a)
 
     # -- the cross-segment part ----------------------------------------------------------
     def forward_temporal(self, features: torch.Tensor) -> torch.Tensor:
@@ -391,13 +394,12 @@ class TDN(nn.Module):
         n, t = features.shape[:2]
         if t != self.cfg.num_segments and (self.cfg.has_ltdm or self.cfg.has_temporal_conv):
             raise ValueError(f"this model was built for T={self.cfg.num_segments} segments, got {t}")
-        with self._autocast():
-            x = features.flatten(0, 1)  # (N, T, C, h, w) -> (N*T, C, h, w)
-            if self.channels_last:
-                x = x.contiguous(memory_format=torch.channels_last)
-            x = self.layer4(self.layer3(self.layer2(x)))
-            x = F.adaptive_avg_pool2d(x, 1).flatten(1)  # (N*T, C', h', w') -> (N*T, C')
-            logits = self.fc(self.dropout(x))
+        x = self._prepare(features.flatten(0, 1))  # (N, T, C, h, w) -> (N*T, C, h, w)
+        if self.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        x = self.layer4(self.layer3(self.layer2(x)))
+        x = F.adaptive_avg_pool2d(x, 1).flatten(1)  # (N*T, C', h', w') -> (N*T, C')
+        logits = self.fc(self.dropout(x))
         return logits.float().view(n, t, -1).mean(1)  # (N*T, K) -> (N, T, K) -> (N, K)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -1,0 +1,98 @@
+"""``tdn bench model``: TDN against a TSN ResNet on the same frames, same process, medians.
+
+TSN here is torchvision's ResNet (same depth) run on the T centre frames as a batch of T
+images, prepared exactly like TDN's fast path: eval, BatchNorm folded, channels_last,
+inference mode, and the same autocast. Runs alternate between the two models so that a
+noisy, shared machine slows both alike; the ratio is the figure to read.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import statistics
+import time
+from datetime import datetime, timezone
+
+import torch
+import torchvision
+from torch.ao.quantization import fuse_modules
+
+from tdn.api import DTYPES, load_model
+
+
+def _torchvision_tsn(arch: str) -> torch.nn.Module:
+    """torchvision's ResNet with its BatchNorms folded into the convolutions (eval)."""
+    model = getattr(torchvision.models, arch)(weights=None).eval()
+    pairs = [["conv1", "bn1"]]
+    for stage in ("layer1", "layer2", "layer3", "layer4"):
+        for i, block in enumerate(getattr(model, stage)):
+            convs = [n for n in ("conv1", "conv2", "conv3") if hasattr(block, n)]
+            pairs += [[f"{stage}.{i}.{c}", f"{stage}.{i}.bn{c[-1]}"] for c in convs]
+            if block.downsample is not None:
+                pairs.append([f"{stage}.{i}.downsample.0", f"{stage}.{i}.downsample.1"])
+    return fuse_modules(model, pairs)
+
+
+def _time_once(fn) -> float:
+    start = time.perf_counter()
+    fn()
+    return time.perf_counter() - start
+
+
+def bench_model(arch: str = "resnet50", num_segments: int = 8, size: int = 224, precisions=("fp32", "bf16"),
+                runs: int = 20, warmup: int = 3, threads: int | None = None) -> dict:
+    """Median seconds per batch-1 window for TDN and TSN in each precision, and their ratio."""
+    if threads:
+        torch.set_num_threads(threads)
+    clip = torch.randn(1, num_segments, 5, 3, size, size)
+    frames = clip[0, :, 2].contiguous(memory_format=torch.channels_last)  # (1, T, 5, 3, H, W) -> (T, 3, H, W)
+    results = {}
+    for precision in precisions:
+        tdn = load_model(arch=arch, num_segments=num_segments, num_classes=1000, precision=precision)
+        tsn = _torchvision_tsn(arch).to(dtype=DTYPES[precision], memory_format=torch.channels_last)
+
+        def run_tdn():
+            tdn(clip)
+
+        def run_tsn():
+            tsn(frames.to(DTYPES[precision])).float().mean(0)
+
+        times = {"tdn": [], "tsn": []}
+        with torch.inference_mode():
+            for i in range(warmup + runs):
+                for name, fn in (("tdn", run_tdn), ("tsn", run_tsn)) if i % 2 == 0 else (("tsn", run_tsn), ("tdn", run_tdn)):
+                    t = _time_once(fn)
+                    if i >= warmup:
+                        times[name].append(t)
+        tdn_ms, tsn_ms = (statistics.median(times[k]) * 1e3 for k in ("tdn", "tsn"))
+        results[precision] = {"tdn_ms": round(tdn_ms, 1), "tsn_ms": round(tsn_ms, 1), "ratio": round(tdn_ms / tsn_ms, 3)}
+    return {
+        "arch": arch, "num_segments": num_segments, "size": size, "batch": 1, "runs": runs,
+        "threads": torch.get_num_threads(), "torch": torch.__version__, "cpu": platform.processor() or platform.machine(),
+        "date": datetime.now(timezone.utc).strftime("%Y-%m-%d"), "results": results,
+    }
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("what", choices=["model"], help="model: TDN vs TSN (torchvision ResNet) per window")
+    parser.add_argument("--arch", default="resnet50")
+    parser.add_argument("--segments", type=int, default=8)
+    parser.add_argument("--size", type=int, default=224)
+    parser.add_argument("--runs", type=int, default=20)
+    parser.add_argument("--precisions", default="fp32,bf16", help="comma-separated (default: %(default)s)")
+    parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
+    parser.add_argument("--json", action="store_true")
+
+
+def main(args: argparse.Namespace) -> int:
+    report = bench_model(args.arch, args.segments, args.size, tuple(args.precisions.split(",")), args.runs,
+                         threads=args.threads)
+    if args.json:
+        print(json.dumps(report))
+        return 0
+    print(f"TDN-{args.arch} T={args.segments} vs TSN ({args.arch}, torchvision) at {args.size}px, batch 1, "
+          f"{report['threads']} threads, median of {args.runs}:")
+    for precision, r in report["results"].items():
+        print(f"  {precision}: TDN {r['tdn_ms']:.1f} ms, TSN {r['tsn_ms']:.1f} ms, ratio {r['ratio']:.2f}x")
+    return 0
