@@ -54,8 +54,16 @@ def build_ui(host: ModelHost, config: Config) -> gr.Blocks:
         return session
 
     def close_session(request: gr.Request) -> None:
+        """The tab closed (Gradio's unload): remove its streams now."""
         session = sessions.pop(request.session_hash, None)
         if session is not None:
+            session.close()
+
+    def forget_session(session: BrowserSession | None) -> None:
+        """The tab's state expired (Gradio's ``delete_callback``): the same, if unload did not run."""
+        if session is not None:
+            for key in [k for k, v in sessions.items() if v is session]:
+                sessions.pop(key, None)
             session.close()
 
     # -- webcam ------------------------------------------------------------------------------
@@ -81,7 +89,9 @@ def build_ui(host: ModelHost, config: Config) -> gr.Blocks:
         return "webcam stopped"
 
     # -- cameras -----------------------------------------------------------------------------
-    def on_add_camera(text: str, session: BrowserSession):
+    def on_add_camera(text: str, session: BrowserSession | None):
+        if session is None:
+            return gr.update(), "⚠️ the page is still loading; try again"
         try:
             camera = session.add_camera(parse_camera_source(text))
         except (ValueError, FileNotFoundError) as exc:
@@ -111,8 +121,12 @@ def build_ui(host: ModelHost, config: Config) -> gr.Blocks:
                 updates += [gr.update(visible=True), gr.update(value=None),
                             gr.update(value=title + f"⚠️ {mask_credentials(camera.error or 'not open')}")]
                 continue
-            newest = service.source(camera.stream_id).buffer.latest()
-            latest = service.latest(camera.stream_id)
+            try:
+                newest = service.source(camera.stream_id).buffer.latest()
+                latest = service.latest(camera.stream_id)
+            except ValueError:  # removed or re-opened since the stats were read: the next tick shows it
+                updates += [gr.skip()] * 3
+                continue
             image = None
             if newest is not None:
                 image = views.annotate_latest(newest.image, latest, service.spec, threshold=threshold,
@@ -160,7 +174,7 @@ def build_ui(host: ModelHost, config: Config) -> gr.Blocks:
 
     # -- layout ------------------------------------------------------------------------------
     with gr.Blocks(title="TDN live action recognition") as demo:
-        session = gr.State(None, delete_callback=lambda s: s.close() if s is not None else None)
+        session = gr.State(None, delete_callback=forget_session)
         gr.Markdown("# TDN live action recognition")
         model_info = gr.Markdown(_model_summary(host), elem_id="model-info")
         with gr.Row():
@@ -240,7 +254,7 @@ def build_ui(host: ModelHost, config: Config) -> gr.Blocks:
         add_camera.click(on_add_camera, [camera_text, session], [camera_text, camera_message])
         camera_text.submit(on_add_camera, [camera_text, session], [camera_text, camera_message])
         for slot, button in enumerate(remove_buttons):
-            button.click(lambda s, slot=slot: s.remove_camera(slot), session, None)
+            button.click(lambda s, slot=slot: s and s.remove_camera(slot), session, None)
         refresh.tick(camera_slots, [session, threshold, heatmap], slot_outputs, show_progress="hidden",
                      concurrency_limit=None)
         clip_go.click(on_clip, [clip_in, clip_views, threshold, heatmap],

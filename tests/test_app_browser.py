@@ -7,6 +7,7 @@ is red and right half blue, with a square moving across it. Screenshots go to ``
 from __future__ import annotations
 
 import re
+import time
 from pathlib import Path
 
 import numpy as np
@@ -118,6 +119,12 @@ def test_webcam_shows_label_and_annotated_frame_and_model_sees_unmirrored_frames
     left, right = frame[:, : frame.shape[1] // 2].mean(axis=(0, 1)), frame[:, frame.shape[1] // 2:].mean(axis=(0, 1))
     assert left[0] > left[2] + 60, f"left half should be red as captured, got RGB {left}"
     assert right[2] > right[0] + 60, f"right half should be blue as captured, got RGB {right}"
+
+    page.close()  # closing the tab removes its stream from the shared service
+    deadline = time.monotonic() + 60
+    while webcam_streams[0] in host.service.streams() and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert webcam_streams[0] not in host.service.streams()
 
 
 def test_clip_upload_shows_prediction_and_timeline(page, media_dir):
