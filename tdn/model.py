@@ -142,10 +142,10 @@ class LongTermTDM(nn.Module):
 
     On reduced features ``R`` (C/16 channels), differences to the adjacent segment after a
     depthwise 3x3 ``conv_next``: forward ``D_f[t] = conv_next(R)[t+1] - R[t]`` and backward
-    ``D_b[t] = conv_next(R)[t-1] - R[t]``, zero where the neighbour is missing. Each is
-    refined at two scales (full resolution, and average-pooled by 2 then upsampled),
-    averaged with itself, expanded back to C channels and squashed: ``G = sigmoid(.) - 1/2``.
-    Output ``F + F * (G_f + G_b) / 2``.
+    ``D_b[t] = conv_next(R)[t-1] - R[t]``, zero where the neighbour is missing. Each ``D`` is
+    averaged with two refinements of itself (a 3x3 conv at full resolution, and one after a
+    2x2 average pool, upsampled back), expanded to C channels and squashed:
+    ``G = sigmoid(expand((D + fine(D) + coarse(D)) / 3)) - 1/2``. Output ``F + F * (G_f + G_b) / 2``.
     """
 
     _CONV_BN = (("reduce", "reduce_bn"), ("scale1_conv", "scale1_bn"), ("scale2_conv", "scale2_bn"), ("expand", "expand_bn"))
