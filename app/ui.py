@@ -16,8 +16,8 @@ import pandas as pd
 from gradio.utils import get_upload_folder
 
 from app import views
-from app.inputs import (LABELS_DIR, VIDEO_SUFFIXES, WEIGHTS_DIR, check_upload, label_choices, parse_camera_source, resolve_in_weights,
-                        weights_choices)
+from app.inputs import (LABELS_DIR, VIDEO_SUFFIXES, WEIGHTS_DIR, check_upload, label_choices, parse_camera_source,
+                        resolve_in_weights, weights_choices)
 from app.sessions import BrowserSession, ModelHost
 from pipelines.clip import VIEWS
 from pipelines.masking import mask_credentials
@@ -38,9 +38,10 @@ def _model_summary(host: ModelHost) -> str:
     cfg, meta = service.model.cfg, service.model.meta
     source = Path(meta.source).name if meta.source else "random initialisation"
     classes = f"{cfg.num_classes} classes" + ("" if meta.labels else " (no label names: showing indices)")
+    pipeline = host.config.pipeline
     return (f"**Model:** TDN-{cfg.arch} `{cfg.variant}`, T={cfg.num_segments}, {classes}, input {meta.input_size} px; "
-            f"weights `{source}`; precision `{service.model.precision}`; window {host.config.pipeline.window_seconds:g} s, "
-            f"smoothing {host.config.pipeline.smoothing}")
+            f"weights `{source}`; precision `{service.model.precision}`; window {pipeline.window_seconds:g} s, "
+            f"smoothing {pipeline.smoothing}")
 
 
 def build_ui(host: ModelHost, config: Config) -> gr.Blocks:

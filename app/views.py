@@ -72,8 +72,9 @@ def stream_summary(stats: StreamStats | None, latest: StreamPrediction | None, t
     else:
         head = "*no prediction*" if stats.state in FINAL_STATES else "*waiting for the first window*"
     return (f"{head}  \n`{stats.state}` {stats.detail}  \n"
-            f"{stats.fps:.1f} fps · {stats.prediction_rate:.1f} predictions/s · latency p50 {_fmt_ms(stats.latency_ms_p50)}"
-            f" p95 {_fmt_ms(stats.latency_ms_p95)} · dropped windows {stats.dropped_windows}")
+            f"{stats.fps:.1f} fps · {stats.prediction_rate:.1f} predictions/s · "
+            f"latency p50 {_fmt_ms(stats.latency_ms_p50)} p95 {_fmt_ms(stats.latency_ms_p95)} · "
+            f"dropped windows {stats.dropped_windows}")
 
 
 def topk_scores(scores: np.ndarray, labels: list[str] | None, k: int) -> dict[str, float]:

@@ -35,11 +35,13 @@ def test_something_something_flip_pairs_are_left_right_pairs(name):
     labels = load_labels(LABELS_DIR / name)
     for a, b in [(86, 87), (93, 94), (166, 167)]:
         assert "left" in labels[a] and "right" in labels[b], (labels[a], labels[b])
-        assert labels[a].replace("left", "X").replace("right", "Y") == labels[b].replace("right", "X").replace("left", "Y")
+        swapped = labels[b].replace("right", "X").replace("left", "Y")
+        assert labels[a].replace("left", "X").replace("right", "Y") == swapped
     # category files sorted like the official list generation (Python's sorted, case-sensitive)
     assert labels == sorted(labels)
     assert labels[0] == "Approaching something with your camera"
 
 
 def test_something_something_v1_and_v2_share_class_order():
-    assert load_labels(LABELS_DIR / "something_something_v1.txt") == load_labels(LABELS_DIR / "something_something_v2.txt")
+    v1, v2 = (load_labels(LABELS_DIR / f"something_something_v{n}.txt") for n in (1, 2))
+    assert v1 == v2
