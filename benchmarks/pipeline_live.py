@@ -58,12 +58,14 @@ def _p50(values: np.ndarray) -> float | None:
 
 def run(service: RecognitionService, clip: Path, streams: int, seconds: float) -> dict:
     latencies: dict[str, list[float]] = {}
+    emitted: dict[str, list[float]] = {}
     lock = threading.Lock()
 
     def on_event(event):
         if isinstance(event, StreamPrediction):
             with lock:
                 latencies.setdefault(event.stream, []).append(event.latency_ms)
+                emitted.setdefault(event.stream, []).append(event.time + event.latency_ms / 1000.0)
 
     unsubscribe = service.subscribe(on_event)
     rss = [rss_mb()]
@@ -80,9 +82,12 @@ def run(service: RecognitionService, clip: Path, streams: int, seconds: float) -
     per_stream = {}
     for sid in ids:
         lat = np.array(latencies.get(sid, []))
+        times = emitted.get(sid, [])
+        steady = (len(times) - 1) / (times[-1] - times[0]) if len(times) > 1 and times[-1] > times[0] else 0.0
         per_stream[sid] = {
             "predictions": int(len(lat)),
-            "predictions_per_s": round(len(lat) / elapsed, 2),
+            # from the first prediction to the last (the first window needs window_seconds of frames)
+            "predictions_per_s": round(steady, 2),
             "latency_ms_p50": round(float(np.percentile(lat, 50)), 1) if len(lat) else None,
             "latency_ms_p95": round(float(np.percentile(lat, 95)), 1) if len(lat) else None,
             "latency_ms_max": round(float(lat.max()), 1) if len(lat) else None,
