@@ -26,7 +26,6 @@ the file.
 """
 from __future__ import annotations
 
-import contextlib
 import math
 from collections import deque
 from dataclasses import dataclass
@@ -166,23 +165,18 @@ def _all_indices(num_frames: int, num_segments: int, clips: int) -> list[list[in
 
 # -- prediction ------------------------------------------------------------------------------
 def _clip_views(engine, path: Path, num_frames: int, frame_size: tuple[int, int], clips: int,
-                positions: Sequence[float], frames: dict[int, np.ndarray] | None) -> torch.Tensor:
-    """All views as float32 ``(clips * crops, T, L, 3, S, S)``; DALI decodes itself when it can."""
+                positions: Sequence[float], frames: dict[int, np.ndarray] | None):
+    """Per temporal clip, its views as float32 ``(crops, T, L, 3, S, S)``; DALI decodes itself
+    when ``frames`` is None. One clip at a time bounds memory (10x3 at 224 px would be 0.7 GB)."""
     t = engine.num_segments
-    views = []
     for indices in _all_indices(num_frames, t, clips):
-        decoded = None
         if frames is None:
             decoded = engine.preprocessor.decode_segments(str(path), indices, frame_size, positions)
-        if decoded is None:
-            segments = [[frames[i] for i in indices[s * SEGMENT_LENGTH:(s + 1) * SEGMENT_LENGTH]] for s in range(t)]
-            # (crops * T, L, 3, S, S) -> (crops, T, L, 3, S, S)
-            decoded = engine.preprocessor.segments(segments * len(positions),
-                                                   [p for p in positions for _ in range(t)]).unflatten(0, (len(positions), t))
+            yield decoded.unflatten(1, (t, SEGMENT_LENGTH))  # (crops, T*L, 3, S, S) -> (crops, T, L, 3, S, S)
         else:
-            decoded = decoded.unflatten(1, (t, SEGMENT_LENGTH))  # (crops, T*L, 3, S, S) -> (crops, T, L, 3, S, S)
-        views.append(decoded)
-    return torch.cat(views)
+            segments = [[frames[i] for i in indices[s * SEGMENT_LENGTH:(s + 1) * SEGMENT_LENGTH]] for s in range(t)]
+            out = engine.preprocessor.segments(segments * len(positions), [p for p in positions for _ in range(t)])
+            yield out.unflatten(0, (len(positions), t))  # (crops*T, L, 3, S, S) -> (crops, T, L, 3, S, S)
 
 
 def _read_clip_frames(path: Path, num_segments: int, clips: int, progress: ProgressCallback | None):
@@ -209,8 +203,7 @@ def predict_clip(engine, path: str | Path, *, views: str = "1x1", per_window: bo
     model, t = engine.model, engine.num_segments
     if progress is not None:
         progress(0.0, f"opening {path.name}")
-    backend_decodes = getattr(engine.preprocessor, "can_decode", lambda _: False)(str(path))
-    if backend_decodes:  # the backend decodes the frames itself; it needs the exact frame count
+    if engine.preprocessor.can_decode(str(path)):  # the backend decodes itself and needs the exact count
         num_frames, fps, size = _probe(path)
         if num_frames == 0 or fourcc(path) in ESTIMATED_COUNT_CODECS:
             num_frames = _read_selected(path, set(), progress, num_frames)[1]
@@ -219,14 +212,13 @@ def predict_clip(engine, path: str | Path, *, views: str = "1x1", per_window: bo
         frames = None
     else:
         frames, num_frames, fps, size = _read_clip_frames(path, t, clips, progress)
-    batch = _clip_views(engine, path, num_frames, size, clips, positions, frames)
     probabilities = []
-    lock = getattr(engine, "model_lock", contextlib.nullcontext())
-    for start in range(0, len(batch), engine.max_batch):
-        with lock:
-            logits = model(batch[start:start + engine.max_batch])
-        probabilities.append(torch.softmax(logits.float(), 1).cpu())
-    scores = torch.cat(probabilities).mean(0).numpy()
+    for views_of_clip in _clip_views(engine, path, num_frames, size, clips, positions, frames):
+        for start in range(0, len(views_of_clip), engine.max_batch):
+            with engine.model_lock:
+                logits = model(views_of_clip[start:start + engine.max_batch])
+            probabilities.append(torch.softmax(logits.float(), 1).cpu())
+    scores = torch.cat(probabilities).mean(0).numpy()  # the mean over all clips x crops
     windows = None
     if per_window:
         windows = sliding_windows(engine, path, window_seconds=window_seconds, max_gap_s=max_gap_s,

@@ -121,6 +121,10 @@ class Preprocessor(Protocol):
         along the long side (default: centre)."""
         ...
 
+    def can_decode(self, path: str) -> bool:
+        """Whether :meth:`decode_segments` can decode this video file here."""
+        ...
+
     def decode_segments(self, path: str, indices: Sequence[int], frame_size: tuple[int, int],
                         positions: Sequence[float]) -> torch.Tensor | None:
         """Decode frames ``indices`` of a video file with the backend's own decoder and
@@ -181,9 +185,12 @@ class CpuPreprocessor:
         fhwc = parts[0] if len(parts) == 1 else torch.cat(parts)  # M x (L, S, S, 3) -> (M*L, S, S, 3)
         return to_model_layout(fhwc, len(segments), len(segments[0]))
 
+    def can_decode(self, path: str) -> bool:
+        """The CPU backend has no decoder of its own: clips are decoded with OpenCV."""
+        return False
+
     def decode_segments(self, path: str, indices: Sequence[int], frame_size: tuple[int, int],
                         positions: Sequence[float]) -> None:
-        """The CPU backend has no decoder of its own: clips are decoded with OpenCV."""
         return None
 
 
