@@ -149,7 +149,9 @@ def build_ui(host: ModelHost, config: Config) -> gr.Blocks:
             progress(0.9, desc="drawing the annotated video")
             out_dir = Path(tempfile.mkdtemp(prefix="tdn_clip_", dir=get_upload_folder()))
             video = views.render_clip_video(clip, result, service.labels, out_dir / f"{clip.stem}_annotated.webm",
-                                            threshold=threshold, heatmap=heatmap, k=host.config.pipeline.topk)
+                                            threshold=threshold, heatmap=heatmap, k=host.config.pipeline.topk,
+                                            progress=lambda done: progress(0.9 + 0.1 * done,
+                                                                           desc="drawing the annotated video"))
         except (ValueError, FileNotFoundError) as exc:
             raise gr.Error(str(exc)) from exc
         scores = views.topk_scores(result.scores, service.labels, host.config.pipeline.topk)

@@ -5,7 +5,7 @@ lines, the clip timeline and the annotated clip video. Drawing itself is
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Sequence
 
 import cv2
 import numpy as np
@@ -101,11 +101,13 @@ def timeline_rows(result: ClipPrediction, labels: list[str] | None, classes: int
 
 
 def render_clip_video(path: str | Path, result: ClipPrediction, labels: list[str] | None, out_path: str | Path, *,
-                      threshold: float, heatmap: str, k: int, max_side: int = 480) -> Path:
+                      threshold: float, heatmap: str, k: int, max_side: int = 480,
+                      progress: Callable[[float], None] | None = None) -> Path:
     """Write ``path`` again as a VP8 WebM (plays in every browser) with, on each frame, the
     prediction of the newest sliding window that ended at or before it, and the clip-level
     prediction as the title. The ``"rgb"`` heat map uses the frame's last L frames; clip windows
-    carry no S-TDM response, so ``"stdm"`` draws no map here."""
+    carry no S-TDM response, so ``"stdm"`` draws no map here. ``progress`` gets the fraction of
+    frames written, every 25 frames."""
     windows = result.windows or []
     probs = window_probabilities(result) if windows else np.zeros((0, 0), np.float32)
     clip_top = next(iter(topk_scores(result.scores, labels, 1).items()))
@@ -142,6 +144,8 @@ def render_clip_video(path: str | Path, result: ClipPrediction, labels: list[str
                     raise RuntimeError(f"OpenCV cannot write VP8 WebM to {out_path}")
             writer.write(cv2.cvtColor(shown, cv2.COLOR_RGB2BGR))
             index += 1
+            if progress is not None and index % 25 == 0:
+                progress(min(1.0, index / max(1, result.frames)))
     finally:
         capture.release()
         if writer is not None:

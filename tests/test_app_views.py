@@ -138,8 +138,10 @@ def test_annotated_clip_video_has_every_frame_and_plays_as_webm(tmp_path):
 
     frames = [np.full((48, 64, 3), 20 + 5 * i, np.uint8) for i in range(30)]
     clip = write_video(tmp_path / "clip.mp4", frames, fps=10.0)
+    fractions = []
     out = views.render_clip_video(clip, clip_result(), LABELS, tmp_path / "annotated.webm", threshold=0.0,
-                                  heatmap="rgb", k=2)
+                                  heatmap="rgb", k=2, progress=fractions.append)
+    assert fractions == [pytest.approx(25 / 30)]
     capture = cv2.VideoCapture(str(out))
     decoded = []
     while True:
