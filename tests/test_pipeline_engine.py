@@ -123,6 +123,7 @@ def test_latest_window_wins_and_drops_are_counted(model, preprocessor):
         for w in windows:
             engine.submit(w)
     assert done.wait(60)
+    assert engine.wait_idle(60)  # the newest window, pending while the first ran, has run too
     engine.stop()
     counters = engine.stats().streams["cam"]
     assert counters.submitted == 10
