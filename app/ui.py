@@ -176,7 +176,7 @@ def build_ui(host: ModelHost, config: Config) -> gr.Blocks:
         return _model_summary(host)
 
     # -- layout ------------------------------------------------------------------------------
-    with gr.Blocks(title="TDN live action recognition") as demo:
+    with gr.Blocks(title="TDN live action recognition", analytics_enabled=False) as demo:
         session = gr.State(None, delete_callback=forget_session)
         gr.Markdown("# TDN live action recognition")
         model_info = gr.Markdown(_model_summary(host), elem_id="model-info")
