@@ -77,12 +77,14 @@ def main(argv: list[str] | None = None) -> int:
         "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}, "
                    f"{torch.get_num_threads()} threads",
-        "model": f"TDN-{args.arch} T={args.segments} {args.size}px {args.precision}, batch 1, 640x480 frames, cpu preprocessing",
+        "model": f"TDN-{args.arch} T={args.segments} {args.size}px {args.precision}, batch 1, "
+                 "640x480 frames, cpu preprocessing",
         "windows": args.windows,
         "ms_per_window_median": {k: round(v, 1) for k, v in medians.items()},
         "ms_per_window_p90": {k: round(float(np.percentile(v, 90)) * 1000, 1) for k, v in times.items()},
         "speedup": round(medians["uncached"] / medians["cached"], 2),
-        "segments_computed": {"cached": cached.stats().segments_computed, "uncached": uncached.stats().segments_computed},
+        "segments_computed": {"cached": cached.stats().segments_computed,
+                              "uncached": uncached.stats().segments_computed},
         "load_avg": os.getloadavg(),
     }
     print(json.dumps(record, indent=1))

@@ -18,7 +18,8 @@ from pipelines.clip import VIEWS
 
 def add_model_arguments(parser: argparse.ArgumentParser) -> None:
     """Flags ``tdn predict`` and ``tdn stream`` share (each overrides its config key)."""
-    parser.add_argument("--weights", default=None, help="checkpoint (default: model.weights; none: the bundled demo model)")
+    parser.add_argument("--weights", default=None,
+                        help="checkpoint (default: model.weights; none: the bundled demo model)")
     parser.add_argument("--labels", default=None, help="label file, one class per line (default: from the weights)")
     parser.add_argument("--segments", type=int, default=None, help="T segments (default: model.num_segments)")
     parser.add_argument("--device", choices=["auto", "cpu", "cuda"], default=None, help="default: model.device")

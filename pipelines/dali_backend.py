@@ -45,7 +45,8 @@ class DaliPreprocessor:
 
     name = "dali"
 
-    def __init__(self, spec: PreprocessSpec, *, device: str | None = None, max_segments: int = 64, num_threads: int = 2):
+    def __init__(self, spec: PreprocessSpec, *, device: str | None = None, max_segments: int = 64,
+                 num_threads: int = 2):
         if device is None:
             device = "gpu" if torch.cuda.is_available() else "cpu"
         if device not in ("cpu", "gpu"):
@@ -107,7 +108,8 @@ class DaliPreprocessor:
         return result
 
     # -- public --------------------------------------------------------------------------
-    def segments(self, segments: Sequence[Sequence[np.ndarray]], positions: Sequence[float] | None = None) -> torch.Tensor:
+    def segments(self, segments: Sequence[Sequence[np.ndarray]],
+                 positions: Sequence[float] | None = None) -> torch.Tensor:
         positions = _check_segments(segments, positions)
         outputs = []
         with self._lock:

@@ -52,7 +52,8 @@ class PreprocessSpec:
     @classmethod
     def from_meta(cls, meta) -> "PreprocessSpec":
         """From a model's ``meta`` (:class:`tdn.checkpoint.ModelMeta`)."""
-        return cls(int(meta.resize_short), int(meta.input_size), tuple(map(float, meta.mean)), tuple(map(float, meta.std)))
+        return cls(int(meta.resize_short), int(meta.input_size), tuple(map(float, meta.mean)),
+                   tuple(map(float, meta.std)))
 
     def __post_init__(self):
         if self.input_size > self.resize_short:
@@ -115,7 +116,8 @@ class Preprocessor(Protocol):
     spec: PreprocessSpec
     device: torch.device
 
-    def segments(self, segments: Sequence[Sequence[np.ndarray]], positions: Sequence[float] | None = None) -> torch.Tensor:
+    def segments(self, segments: Sequence[Sequence[np.ndarray]],
+                 positions: Sequence[float] | None = None) -> torch.Tensor:
         """M segments of L uint8 ``(H, W, 3)`` RGB frames (one size within a segment) ->
         float32 ``(M, L, 3, S, S)`` on :attr:`device`; ``positions[i]`` places segment i's crop
         along the long side (default: centre)."""
@@ -179,7 +181,8 @@ class CpuPreprocessor:
         crop = stacked[:, y0:y0 + s, x0:x0 + s].contiguous()  # uint8 copy first: 4x cheaper than a strided float cast
         return torch.addcmul(self._shift, crop.float(), self._scale)  # (x / 255 - mean) / std
 
-    def segments(self, segments: Sequence[Sequence[np.ndarray]], positions: Sequence[float] | None = None) -> torch.Tensor:
+    def segments(self, segments: Sequence[Sequence[np.ndarray]],
+                 positions: Sequence[float] | None = None) -> torch.Tensor:
         positions = _check_segments(segments, positions)
         parts = [self._segment(seg, p) for seg, p in zip(segments, positions)]
         fhwc = parts[0] if len(parts) == 1 else torch.cat(parts)  # M x (L, S, S, 3) -> (M*L, S, S, 3)

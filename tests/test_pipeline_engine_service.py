@@ -46,7 +46,8 @@ def test_push_streams_get_their_own_predictions(service):
 
     def listener(event):
         events.append(event)
-        if isinstance(event, StreamPrediction) and {e.stream for e in events if isinstance(e, StreamPrediction)} >= {"left", "right"}:
+        streams = {e.stream for e in events if isinstance(e, StreamPrediction)}
+        if streams >= {"left", "right"}:
             got.set()
 
     service.subscribe(listener)

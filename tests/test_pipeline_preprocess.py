@@ -16,7 +16,8 @@ from tdn.api import load_model
 
 T = 4
 SPEC = PreprocessSpec(resize_short=72, input_size=64, mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, 0.225))
-DALI_DEVICES = ["cpu", pytest.param("gpu", marks=pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA"))]
+NO_CUDA = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+DALI_DEVICES = ["cpu", pytest.param("gpu", marks=NO_CUDA)]
 
 
 @pytest.fixture(scope="module")
@@ -148,7 +149,8 @@ def test_dali_video_decoder_gives_the_cpu_clip_prediction(device, model, tmp_pat
     from pipelines.dali_backend import DaliPreprocessor
 
     frames = moving_square_frames(50, width=96, height=72, square=20)
-    clip = write_video_ffmpeg(tmp_path / "clip.webm", frames, codec="libvpx-vp9", extra_args=["-crf", "10", "-b:v", "0"])
+    clip = write_video_ffmpeg(tmp_path / "clip.webm", frames, codec="libvpx-vp9",
+                              extra_args=["-crf", "10", "-b:v", "0"])
     dali = DaliPreprocessor(SPEC, device=device)
     assert dali.can_decode(str(clip))
     cpu_engine = InferenceEngine(model, CpuPreprocessor(SPEC))
