@@ -257,6 +257,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--lr", type=float, help="train.lr")
     g.add_argument("--seed", type=int, help="train.seed")
     g.add_argument("--resume", help="train.resume (a last.pt)")
+    g.add_argument("--labels", help="model.labels (default: labels.txt beside the training list)")
     g.add_argument("--arch", help="model.arch")
     g.add_argument("--variant", help="model.variant")
     g.add_argument("--segments", type=int, help="model.num_segments")
@@ -271,7 +272,8 @@ def main(args: argparse.Namespace) -> int:
     cfg = config_from_args(args, **{
         "train.train_list": args.train_list, "train.val_list": args.val_list, "train.root": args.root,
         "train.output": args.output, "train.epochs": args.epochs, "train.batch_size": args.batch_size,
-        "train.lr": args.lr, "train.seed": args.seed, "train.resume": args.resume, "model.arch": args.arch,
+        "train.lr": args.lr, "train.seed": args.seed, "train.resume": args.resume, "model.labels": args.labels,
+        "model.arch": args.arch,
         "model.variant": args.variant, "model.num_segments": args.segments,
         "model.input_size": args.input_size, "model.resize_short": args.resize_short})
     result = train(cfg, progress=not args.no_progress)

@@ -1,0 +1,153 @@
+"""Ablation of TDN's temporal modules on the synthetic motion data: ``.venv/bin/python scripts/ablation.py``.
+
+Trains the ``tsn``, ``stdm``, ``ltdm`` and ``tdn`` variants of ResNet18, T = 8 with one recipe
+and one budget (the demo's recipe, ABLATION_OVERRIDES applied to all four), evaluates each
+best epoch on the held-out test split (1 view), and writes
+
+- ``runs/ablation/results.json`` - every number, confusion matrices included,
+- the table between the ``ablation`` markers in ``docs/training.md``,
+- ``docs/ablation_confusion.png`` - the four confusion matrices side by side.
+"""
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import platform
+import re
+import sys
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "scripts"))
+
+from pipelines.preprocess import PreprocessSpec  # noqa: E402
+from tdn import synth  # noqa: E402
+from tdn.api import load_model  # noqa: E402
+from tdn.config import load_config  # noqa: E402
+from tdn.data import ClipDataset, read_list  # noqa: E402
+from tdn.evaluate import evaluate  # noqa: E402
+from tdn.train import train  # noqa: E402
+from train_demo import DATA, DEMO_SETTINGS, ensure_data  # noqa: E402
+
+VARIANTS = ("tsn", "stdm", "ltdm", "tdn")
+OUT = REPO / "runs" / "ablation"
+DOC = REPO / "docs" / "training.md"
+FIGURE = REPO / "docs" / "ablation_confusion.png"
+# The same reduced budget for every variant (the demo itself trains longer).
+ABLATION_OVERRIDES = {"train.epochs": 3}
+MARK_START, MARK_END = "<!-- ablation:start -->", "<!-- ablation:end -->"
+PAIRS = (("moving left", "moving right"), ("rotating clockwise", "rotating counterclockwise"),
+         ("approaching", "receding"))
+
+
+def pair_accuracy(confusion: np.ndarray, a: int, b: int) -> float:
+    """Of the clips of classes a and b that were called a or b, the fraction called correctly."""
+    right = confusion[a, a] + confusion[b, b]
+    swapped = confusion[a, b] + confusion[b, a]
+    return float(right / max(right + swapped, 1))
+
+
+def run_variant(variant: str) -> dict:
+    settings = {**DEMO_SETTINGS, **ABLATION_OVERRIDES, "model.variant": variant,
+                "train.output": str(OUT / variant)}
+    start = time.time()
+    train(load_config(REPO / "config.yaml", settings), progress=True)
+    seconds = time.time() - start
+    model = load_model(OUT / variant / "best.pt", precision="bf16")
+    records = read_list(DATA / "test.txt", root=DATA)
+    dataset = ClipDataset(records, num_segments=model.cfg.num_segments, spec=PreprocessSpec.from_meta(model.meta),
+                          train=False)
+    loader = torch.utils.data.DataLoader(dataset, batch_size=8, num_workers=1)
+    metrics = evaluate(model, loader, model.cfg.num_classes, labels=model.meta.labels)
+    confusion = metrics.confusion.numpy()
+    index = {name: i for i, name in enumerate(synth.CLASSES)}
+    return {"variant": variant, "train_seconds": seconds, **metrics.to_dict(),
+            "pairs": {f"{a} / {b}": pair_accuracy(confusion, index[a], index[b]) for a, b in PAIRS}}
+
+
+def table(results: list[dict]) -> str:
+    pair_names = [f"{a} / {b}" for a, b in PAIRS]
+    short = ["left/right", "cw/ccw", "approach/recede"]
+    lines = ["| variant | temporal modules | test top-1 | mean class acc. | " + " | ".join(short) + " | train time |",
+             "| --- | --- | ---: | ---: | " + " | ".join("---:" for _ in short) + " | ---: |"]
+    modules = {"tsn": "none (frame average)", "stdm": "S-TDM", "ltdm": "L-TDM", "tdn": "S-TDM + L-TDM + temporal conv"}
+    for r in results:
+        pairs = " | ".join(f"{100 * r['pairs'][p]:.1f}%" for p in pair_names)
+        lines.append(f"| `{r['variant']}` | {modules[r['variant']]} | {100 * r['top1']:.1f}% | "
+                     f"{100 * r['mean_class_accuracy']:.1f}% | {pairs} | {r['train_seconds'] / 60:.0f} min |")
+    return "\n".join(lines)
+
+
+def figure(results: list[dict], path: Path, cell: int = 26) -> None:
+    """The confusion matrices (row-normalised) side by side, drawn with OpenCV."""
+    k = len(synth.CLASSES)
+    margin, gap, title = 30, 40, 28
+    panel = k * cell
+    canvas = np.full((title + panel + margin + 10, margin + len(results) * (panel + gap), 3), 255, np.uint8)
+    for p, r in enumerate(results):
+        conf = np.array(r["confusion"], dtype=np.float64)
+        conf /= np.maximum(conf.sum(1, keepdims=True), 1)
+        x0 = margin + p * (panel + gap)
+        cv2.putText(canvas, f"{r['variant']}  top-1 {100 * r['top1']:.0f}%", (x0, 20), cv2.FONT_HERSHEY_SIMPLEX,
+                    0.5, (0, 0, 0), 1, cv2.LINE_AA)
+        for i in range(k):
+            for j in range(k):
+                shade = int(255 * (1 - conf[i, j]))
+                y, x = title + i * cell, x0 + j * cell
+                cv2.rectangle(canvas, (x, y), (x + cell - 1, y + cell - 1), (255, shade, shade), -1)
+            cv2.putText(canvas, str(i), (x0 - 14, title + i * cell + 18), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (0, 0, 0), 1)
+            cv2.putText(canvas, str(i), (x0 + i * cell + 9, title + panel + 14), cv2.FONT_HERSHEY_SIMPLEX, 0.4,
+                        (0, 0, 0), 1)
+    cv2.imwrite(str(path), canvas)
+
+
+def write_doc(results: list[dict]) -> None:
+    budget = {**DEMO_SETTINGS, **ABLATION_OVERRIDES}
+    body = (f"{MARK_START}\n"
+            f"Produced by `scripts/ablation.py` on {datetime.date.today().isoformat()} "
+            f"({platform.machine()}, 2 shared cores): ResNet18, T = {budget['model.num_segments']}, "
+            f"{budget['model.input_size']} px, {budget['train.epochs']} epochs of the "
+            f"{len(read_list(DATA / 'train.txt'))}-clip training split each, seed {budget['train.seed']}; "
+            f"test split, {results[0]['count']} clips, 1 view. Pair columns: of the clips of either class of a "
+            "mirror/reverse pair that were called one of the two, the fraction called correctly (50% = cannot tell).\n\n"
+            f"{table(results)}\n\n"
+            f"![confusion matrices](ablation_confusion.png)\n\n"
+            "Rows: true class, columns: predicted class, in label order "
+            + ", ".join(f"{i} {c}" for i, c in enumerate(synth.CLASSES)) + f".\n{MARK_END}")
+    text = DOC.read_text()
+    pattern = re.compile(re.escape(MARK_START) + ".*?" + re.escape(MARK_END), re.S)
+    if not pattern.search(text):
+        raise ValueError(f"{DOC} has no {MARK_START} ... {MARK_END} block to fill")
+    DOC.write_text(pattern.sub(lambda _: body, text))
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=VARIANTS)
+    parser.add_argument("--report-only", action="store_true", help="rewrite the table from runs/ablation/results.json")
+    args = parser.parse_args()
+    OUT.mkdir(parents=True, exist_ok=True)
+    results_file = OUT / "results.json"
+    done = {r["variant"]: r for r in json.loads(results_file.read_text())} if results_file.is_file() else {}
+    if not args.report_only:
+        ensure_data()
+        for variant in args.variants:
+            done[variant] = run_variant(variant)
+            results_file.write_text(json.dumps([done[v] for v in VARIANTS if v in done], indent=1))
+            print(f"{variant}: test top-1 {100 * done[variant]['top1']:.1f}%", flush=True)
+    results = [done[v] for v in VARIANTS if v in done]
+    write_doc(results)
+    figure(results, FIGURE)
+    print(table(results))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
