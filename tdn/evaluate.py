@@ -72,7 +72,8 @@ class Metrics:
         for i, name in enumerate(d["labels"]):
             recall = d["per_class"][name]
             cells = " ".join(f"{int(v):>4d}" for v in self.confusion[i])
-            lines.append(f"{i:>2d} {name:<{width}}" + cells + (f"  {100 * recall:5.1f}%" if recall is not None else "     -"))
+            recall_text = f"  {100 * recall:5.1f}%" if recall is not None else "     -"
+            lines.append(f"{i:>2d} {name:<{width}}" + cells + recall_text)
         return "\n".join(lines)
 
 
