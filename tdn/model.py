@@ -111,11 +111,11 @@ class TemporalConv(nn.Module):
     """Depthwise convolution over the segment axis, kernel 3, zero padding.
 
     ``out[t] = w0 * x[t-1] + w1 * x[t] + w2 * x[t+1]`` per channel. The ``(N*T, C, H, W)``
-    input is viewed (not copied) as ``(N, C, T, H, W)`` and convolved by a depthwise
-    ``(3, 1, 1)`` kernel: for channels_last input that view is already channels_last_3d
-    memory, so no tensor is permuted. The weight has ``nn.Conv1d``'s shape ``(C, 1, 3)``; it
-    starts as a temporal shift: ``C/fold_div`` channels read the next segment, as many the
-    previous one, the rest stay in place.
+    input is viewed (not copied) as an image ``(N, C, T, H*W)`` and convolved by a depthwise
+    ``(3, 1)`` kernel: for channels_last input that view is channels_last memory too, so no
+    tensor is permuted and the fast depthwise 2D convolution does the work. The weight has
+    ``nn.Conv1d``'s shape ``(C, 1, 3)``; it starts as a temporal shift: ``C/fold_div``
+    channels read the next segment, as many the previous one, the rest stay in place.
     """
 
     def __init__(self, channels: int, num_segments: int, fold_div: int = 8):
@@ -130,11 +130,11 @@ class TemporalConv(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         nt, c, h, w = x.shape
-        x = x.view(nt // self.num_segments, self.num_segments, c, h, w)  # (N*T, C, H, W) -> (N, T, C, H, W)
-        x = x.permute(0, 2, 1, 3, 4)  # (N, T, C, H, W) -> (N, C, T, H, W), a view
-        kernel = self.weight.view(c, 1, 3, 1, 1)  # (C, 1, 3) -> (C, 1, 3, 1, 1)
-        out = F.conv3d(x, kernel, padding=(1, 0, 0), groups=c)
-        return out.permute(0, 2, 1, 3, 4).reshape(nt, c, h, w)  # (N, C, T, H, W) -> (N*T, C, H, W), a view
+        x = x.view(nt // self.num_segments, self.num_segments, c, h * w)  # (N*T, C, H, W) -> (N, T, C, H*W)
+        x = x.permute(0, 2, 1, 3)  # (N, T, C, H*W) -> (N, C, T, H*W), a view
+        kernel = self.weight.view(c, 1, 3, 1)  # (C, 1, 3) -> (C, 1, 3, 1)
+        out = F.conv2d(x, kernel, padding=(1, 0), groups=c)
+        return out.permute(0, 2, 1, 3).reshape(nt, c, h, w)  # (N, C, T, H*W) -> (N*T, C, H, W), a view if channels_last
 
 
 class LongTermTDM(nn.Module):
