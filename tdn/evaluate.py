@@ -68,7 +68,7 @@ class Metrics:
         lines = [f"clips: {d['count']}  top-1: {100 * d['top1']:.2f}%  top-{min(5, k)}: {100 * d['top5']:.2f}%  "
                  f"mean class accuracy: {100 * d['mean_class_accuracy']:.2f}%",
                  "confusion matrix (rows: true class, columns: predicted class index):",
-                 " " * (width + 2) + " ".join(f"{i:>4d}" for i in range(k)) + "  recall"]
+                 " " * (width + 3) + " ".join(f"{i:>4d}" for i in range(k)) + "  recall"]
         for i, name in enumerate(d["labels"]):
             recall = d["per_class"][name]
             cells = " ".join(f"{int(v):>4d}" for v in self.confusion[i])
