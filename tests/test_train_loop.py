@@ -119,3 +119,17 @@ def test_ddp_two_cpu_processes_keep_replicas_equal(data, tmp_path):
     assert "2 process(es)" in proc.stdout
     rows = list(csv.DictReader(open(tmp_path / "out" / "log.csv")))
     assert len(rows) == 1
+
+
+def test_imagenet_initialisation_reaches_both_streams(data, tmp_path):
+    """train.imagenet loads a torchvision ResNet file into the RGB stream and the S-TDM (before any step)."""
+    import torchvision
+
+    resnet = torchvision.models.resnet18(weights=None)
+    torch.save(resnet.state_dict(), tmp_path / "resnet18.pth")
+    settings = {"train.epochs": 0, "train.imagenet": str(tmp_path / "resnet18.pth")}
+    result = train(tiny_config(data, tmp_path / "out", **settings), progress=False)
+    model = result.model
+    assert torch.equal(model.conv1.weight, resnet.conv1.weight)
+    assert torch.equal(model.layer3[0].conv1.weight, resnet.layer3[0].conv1.weight)
+    assert torch.equal(model.stdm.layer1[0].conv1.weight, resnet.layer1[0].conv1.weight)
