@@ -25,6 +25,7 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 
+import cv2
 import numpy as np
 import torch
 
@@ -44,11 +45,12 @@ def rss_mb() -> float:
 
 
 def make_stream_clip(path: Path, *, width: int, height: int, fps: int, seconds_per_class: float, seed: int) -> Path:
-    """A clip of several synthetic motion classes in a row (the demo model's domain)."""
+    """Several synthetic motion classes in a row, rendered at the demo model's 160x120 (its
+    domain: object sizes and speeds in pixels) and upscaled to ``width`` x ``height``."""
     rng = np.random.default_rng(seed)
-    spec = ClipSpec(width=width, height=height, fps=fps, seconds=seconds_per_class)
-    parts = [render_clip(rng, label, spec) for label in (0, 1, 4, 8)]
-    write_video(path, np.concatenate(parts), fps)
+    spec = ClipSpec(fps=fps, seconds=seconds_per_class)
+    parts = np.concatenate([render_clip(rng, label, spec) for label in (0, 1, 4, 8)])
+    write_video(path, np.stack([cv2.resize(f, (width, height), interpolation=cv2.INTER_LINEAR) for f in parts]), fps)
     return path
 
 
@@ -138,7 +140,7 @@ def main(argv: list[str] | None = None) -> int:
                            f"torch {torch.__version__}, {torch.get_num_threads()} threads",
                 "model": f"TDN-{model.cfg.arch} {model.cfg.variant} T={model.cfg.num_segments} "
                          f"{model.meta.input_size}px {model.precision} ({model.meta.source or 'random'})",
-                "stream": f"{args.width}x{args.height} {args.fps} fps synthetic motion clip "
+                "stream": f"{args.width}x{args.height} {args.fps} fps synthetic motion clip (rendered at 160x120, upscaled) "
                           f"({', '.join(CLASSES[i] for i in (0, 1, 4, 8))}), looped, paced in real time",
                 "config": {k: getattr(config.pipeline, k) for k in
                            ("backend", "window_seconds", "max_batch", "max_wait_ms", "cache_segments", "smoothing")},
