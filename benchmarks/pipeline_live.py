@@ -140,7 +140,8 @@ def main(argv: list[str] | None = None) -> int:
                            f"torch {torch.__version__}, {torch.get_num_threads()} threads",
                 "model": f"TDN-{model.cfg.arch} {model.cfg.variant} T={model.cfg.num_segments} "
                          f"{model.meta.input_size}px {model.precision} ({model.meta.source or 'random'})",
-                "stream": f"{args.width}x{args.height} {args.fps} fps synthetic motion clip (rendered at 160x120, upscaled) "
+                "stream": f"{args.width}x{args.height} {args.fps} fps synthetic motion clip "
+                          "(rendered at 160x120, upscaled) "
                           f"({', '.join(CLASSES[i] for i in (0, 1, 4, 8))}), looped, paced in real time",
                 "config": {k: getattr(config.pipeline, k) for k in
                            ("backend", "window_seconds", "max_batch", "max_wait_ms", "cache_segments", "smoothing")},
