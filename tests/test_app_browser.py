@@ -6,8 +6,10 @@ is red and right half blue, with a square moving across it. Screenshots go to ``
 """
 from __future__ import annotations
 
+import contextlib
 import re
 import time
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -16,9 +18,11 @@ import torch
 
 from conftest import RtspServer, free_port
 from media import write_video, write_y4m
+from tdn.api import DEMO_WEIGHTS
 from tdn.checkpoint import ModelMeta, save_model
 from tdn.config import REPO_ROOT, load_config
 from tdn.model import TDN, TDNConfig
+from tdn.synth import CLASSES, ClipSpec, render_clip
 
 CHROMIUM = "/usr/bin/chromium"
 ARTIFACTS = REPO_ROOT / "artifacts"
@@ -73,14 +77,14 @@ def app_server(media_dir):
         host.close()
 
 
-@pytest.fixture(scope="module")
-def browser(media_dir):
-    camera_clip = write_y4m(media_dir / "fake_camera.y4m", half_and_half_frames(50), fps=25)
+@contextlib.contextmanager
+def chromium(fake_camera: Path):
+    """Debian's Chromium, headless, whose fake camera plays ``fake_camera`` (a .y4m) in a loop."""
     with sync_api.sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=[
             "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
             "--disable-component-update", "--disable-sync", "--use-fake-ui-for-media-stream",
-            "--use-fake-device-for-media-stream", f"--use-file-for-fake-video-capture={camera_clip}",
+            "--use-fake-device-for-media-stream", f"--use-file-for-fake-video-capture={fake_camera}",
         ])
         try:
             yield browser
@@ -88,15 +92,34 @@ def browser(media_dir):
             browser.close()
 
 
-@pytest.fixture
-def page(browser, app_server):
+@contextlib.contextmanager
+def open_page(browser, url: str):
     context = browser.new_context(permissions=["camera"], viewport={"width": 1280, "height": 1000})
     page = context.new_page()
     page.set_default_timeout(TIMEOUT_MS)
-    page.goto(app_server[0])
+    page.goto(url)
     page.get_by_text("TDN live action recognition").first.wait_for()
-    yield page
-    context.close()
+    try:
+        yield page
+    finally:
+        context.close()
+
+
+def start_webcam(page) -> None:
+    page.get_by_text("Click to Access Webcam").click()
+    page.locator("#webcam button[aria-label='capture photo']").click()  # starts streaming
+
+
+@pytest.fixture(scope="module")
+def browser(media_dir):
+    with chromium(write_y4m(media_dir / "fake_camera.y4m", half_and_half_frames(50), fps=25)) as browser:
+        yield browser
+
+
+@pytest.fixture
+def page(browser, app_server):
+    with open_page(browser, app_server[0]) as page:
+        yield page
 
 
 def screenshot(page, name: str) -> None:
@@ -107,8 +130,7 @@ def screenshot(page, name: str) -> None:
 def test_webcam_shows_label_and_annotated_frame_and_model_sees_unmirrored_frames(page, app_server):
     host = app_server[1]
     page.locator("#heatmap").get_by_text("S-TDM response").click()
-    page.get_by_text("Click to Access Webcam").click()
-    page.locator("#webcam button[aria-label='capture photo']").click()  # starts streaming
+    start_webcam(page)
     page.locator("#webcam-info").get_by_text(LABEL_PATTERN).first.wait_for()
     page.locator("#webcam-annotated img").wait_for()
     screenshot(page, "app_webcam.png")
@@ -172,3 +194,37 @@ def test_rtsp_camera_goes_live_with_masked_credentials_and_bad_sources_show_mess
         assert len([s for s in app_server[1].service.streams() if "nothing" in s]) == 0
     finally:
         server.stop()
+
+
+@pytest.mark.skipif(not DEMO_WEIGHTS.is_file(), reason="the bundled demo model is not there")
+def test_demo_model_calls_leftward_motion_through_the_mirrored_webcam_moving_left(media_dir):
+    """End to end with the trained demo model: the fake camera shows an object moving left (in
+    the camera's image); the preview is mirrored, so if the server forgot to flip frames back the
+    model would mostly say "moving right"."""
+    from app.ui import launch
+
+    frames = render_clip(np.random.default_rng([11, 0, 0, 0]), CLASSES.index("moving left"), ClipSpec(seconds=8))
+    cfg = load_config(overrides={"pipeline.backend": "cpu", "app.port": free_port()})
+    assert cfg.model.weights is None and cfg.app.mirror_preview  # the bundled model, mirrored preview
+    demo, host = launch(cfg, prevent_thread_lock=True, quiet=True)
+    top1: Counter[str] = Counter()
+    try:
+        with chromium(write_y4m(media_dir / "moving_left.y4m", list(frames), fps=25)) as browser:
+            with open_page(browser, f"http://127.0.0.1:{cfg.app.port}/") as page:
+                start_webcam(page)
+                page.locator("#webcam-info").get_by_text(LABEL_PATTERN).first.wait_for()
+                [stream] = [s for s in host.service.streams() if s.startswith("webcam")]
+                seen = None
+                deadline = time.monotonic() + 20
+                while time.monotonic() < deadline:  # one vote per new prediction
+                    latest = host.service.latest(stream)
+                    if latest is not None and latest is not seen:
+                        seen = latest
+                        top1[latest.prediction.topk[0][0]] += 1
+                        if top1["moving left"] == 3:  # a picture of the page while it says so
+                            screenshot(page, "app_webcam_demo_model.png")
+                    time.sleep(0.2)
+    finally:
+        demo.close()
+        host.close()
+    assert top1["moving left"] >= 5 and top1["moving left"] > 2 * top1["moving right"], top1
