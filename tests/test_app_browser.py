@@ -58,8 +58,12 @@ def media_dir(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def app_server(media_dir):
-    """The app on a free port, in-process, with a tiny TDN (T=4, 64 px, one block per stage)."""
+    """The app on a free port, in-process, with a tiny TDN (T=4, 64 px, one block per stage).
+    Heartbeats every 2 s (Gradio's default 15 s) so a closed tab is noticed sooner."""
     from app.ui import launch
+
+    mp = pytest.MonkeyPatch()
+    mp.setenv("GRADIO_HEARTBEAT_INTERVAL", "2")
 
     torch.manual_seed(0)
     model = TDN(TDNConfig(arch="resnet18", layers=(1, 1, 1, 1), num_segments=4, num_classes=len(LABELS)))
@@ -75,21 +79,27 @@ def app_server(media_dir):
     finally:
         demo.close()
         host.close()
+        mp.undo()
+
+
+@pytest.fixture(scope="module")
+def playwright():
+    with sync_api.sync_playwright() as p:  # one per module: Playwright's sync API does not nest
+        yield p
 
 
 @contextlib.contextmanager
-def chromium(fake_camera: Path):
+def chromium(playwright, fake_camera: Path):
     """Debian's Chromium, headless, whose fake camera plays ``fake_camera`` (a .y4m) in a loop."""
-    with sync_api.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=[
-            "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-            "--disable-component-update", "--disable-sync", "--use-fake-ui-for-media-stream",
-            "--use-fake-device-for-media-stream", f"--use-file-for-fake-video-capture={fake_camera}",
-        ])
-        try:
-            yield browser
-        finally:
-            browser.close()
+    browser = playwright.chromium.launch(executable_path=CHROMIUM, args=[
+        "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+        "--disable-component-update", "--disable-sync", "--use-fake-ui-for-media-stream",
+        "--use-fake-device-for-media-stream", f"--use-file-for-fake-video-capture={fake_camera}",
+    ])
+    try:
+        yield browser
+    finally:
+        browser.close()
 
 
 @contextlib.contextmanager
@@ -111,8 +121,8 @@ def start_webcam(page) -> None:
 
 
 @pytest.fixture(scope="module")
-def browser(media_dir):
-    with chromium(write_y4m(media_dir / "fake_camera.y4m", half_and_half_frames(50), fps=25)) as browser:
+def browser(playwright, media_dir):
+    with chromium(playwright, write_y4m(media_dir / "fake_camera.y4m", half_and_half_frames(50), fps=25)) as browser:
         yield browser
 
 
@@ -143,7 +153,7 @@ def test_webcam_shows_label_and_annotated_frame_and_model_sees_unmirrored_frames
     assert right[2] > right[0] + 60, f"right half should be blue as captured, got RGB {right}"
 
     page.close()  # closing the tab removes its stream from the shared service
-    deadline = time.monotonic() + 60
+    deadline = time.monotonic() + 120
     while webcam_streams[0] in host.service.streams() and time.monotonic() < deadline:
         time.sleep(0.5)
     assert webcam_streams[0] not in host.service.streams()
@@ -197,7 +207,7 @@ def test_rtsp_camera_goes_live_with_masked_credentials_and_bad_sources_show_mess
 
 
 @pytest.mark.skipif(not DEMO_WEIGHTS.is_file(), reason="the bundled demo model is not there")
-def test_demo_model_calls_leftward_motion_through_the_mirrored_webcam_moving_left(media_dir):
+def test_demo_model_calls_leftward_motion_through_the_mirrored_webcam_moving_left(playwright, media_dir):
     """End to end with the trained demo model: the fake camera shows an object moving left (in
     the camera's image); the preview is mirrored, so if the server forgot to flip frames back the
     model would mostly say "moving right"."""
@@ -209,7 +219,7 @@ def test_demo_model_calls_leftward_motion_through_the_mirrored_webcam_moving_lef
     demo, host = launch(cfg, prevent_thread_lock=True, quiet=True)
     top1: Counter[str] = Counter()
     try:
-        with chromium(write_y4m(media_dir / "moving_left.y4m", list(frames), fps=25)) as browser:
+        with chromium(playwright, write_y4m(media_dir / "moving_left.y4m", list(frames), fps=25)) as browser:
             with open_page(browser, f"http://127.0.0.1:{cfg.app.port}/") as page:
                 start_webcam(page)
                 page.locator("#webcam-info").get_by_text(LABEL_PATTERN).first.wait_for()
