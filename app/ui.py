@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import tempfile
+import uuid
 from pathlib import Path
 
 import gradio as gr
@@ -31,6 +32,8 @@ LABELS_FROM_WEIGHTS = "from the weights file"
 PRECISIONS = ["auto", "fp32", "bf16", "fp16"]
 DEVICES = ["auto", "cpu", "cuda"]
 VIEW_HEIGHT = 360
+KEPT_CLIP_VIDEOS = 8  # annotated clip videos kept on disk (older ones are deleted)
+CACHE_MAX_AGE_S = 3600  # Gradio's copies of uploads and outputs are deleted after this
 
 
 def _model_summary(host: ModelHost) -> str:
@@ -48,6 +51,7 @@ def build_ui(host: ModelHost, config: Config) -> gr.Blocks:
     """The app's ``gr.Blocks``; ``host`` holds the model service shared by all tabs."""
     app_cfg = config.app
     sessions: dict[str, BrowserSession] = {}  # Gradio session hash -> its tab's session (for unload)
+    clip_videos = Path(tempfile.mkdtemp(prefix="tdn_clips_", dir=get_upload_folder()))
 
     def open_session(request: gr.Request) -> BrowserSession:
         session = BrowserSession(host, app_cfg.max_cameras)
@@ -147,8 +151,10 @@ def build_ui(host: ModelHost, config: Config) -> gr.Blocks:
             result = service.predict_clip(clip, views=views_choice, per_window=True,
                                           progress=lambda done, what: progress(0.9 * done, desc=what))
             progress(0.9, desc="drawing the annotated video")
-            out_dir = Path(tempfile.mkdtemp(prefix="tdn_clip_", dir=get_upload_folder()))
-            video = views.render_clip_video(clip, result, service.labels, out_dir / f"{clip.stem}_annotated.webm",
+            out = clip_videos / f"{clip.stem}_{uuid.uuid4().hex[:8]}_annotated.webm"
+            for old in sorted(clip_videos.iterdir(), key=lambda f: f.stat().st_mtime)[:-KEPT_CLIP_VIDEOS]:
+                old.unlink(missing_ok=True)
+            video = views.render_clip_video(clip, result, service.labels, out,
                                             threshold=threshold, heatmap=heatmap, k=host.config.pipeline.topk,
                                             progress=lambda done: progress(0.9 + 0.1 * done,
                                                                            desc="drawing the annotated video"))
@@ -176,7 +182,8 @@ def build_ui(host: ModelHost, config: Config) -> gr.Blocks:
         return _model_summary(host)
 
     # -- layout ------------------------------------------------------------------------------
-    with gr.Blocks(title="TDN live action recognition", analytics_enabled=False) as demo:
+    with gr.Blocks(title="TDN live action recognition", analytics_enabled=False,
+                   delete_cache=(CACHE_MAX_AGE_S, CACHE_MAX_AGE_S)) as demo:
         session = gr.State(None, delete_callback=forget_session)
         gr.Markdown("# TDN live action recognition")
         model_info = gr.Markdown(_model_summary(host), elem_id="model-info")
