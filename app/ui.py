@@ -143,7 +143,7 @@ def build_ui(host: ModelHost, config: Config) -> gr.Blocks:
     # -- clip --------------------------------------------------------------------------------
     def on_clip(path, views_choice: str, threshold: float, heatmap: str, progress=gr.Progress()):
         if not path:
-            raise gr.Error("upload a video first")
+            return None, "⚠️ upload a video first", None, None
         try:
             clip = check_upload(path, upload_dir=get_upload_folder(), max_mb=app_cfg.max_upload_mb)
             service = host.service
@@ -158,8 +158,12 @@ def build_ui(host: ModelHost, config: Config) -> gr.Blocks:
                                             threshold=threshold, heatmap=heatmap, k=host.config.pipeline.topk,
                                             progress=lambda done: progress(0.9 + 0.1 * done,
                                                                            desc="drawing the annotated video"))
-        except (ValueError, FileNotFoundError) as exc:
-            raise gr.Error(str(exc)) from exc
+        except (ValueError, FileNotFoundError) as exc:  # not a video, unreadable, too large, ...
+            message = str(exc)
+            for shown in {str(path), str(Path(path).resolve())}:  # the file's name, not the server's folders
+                message = message.replace(shown, Path(path).name)
+            gr.Warning(message)
+            return None, f"⚠️ {message}", None, None
         scores = views.topk_scores(result.scores, service.labels, host.config.pipeline.topk)
         timeline = pd.DataFrame(views.timeline_rows(result, service.labels), columns=["time", "score", "label"])
         top_label, top_score = next(iter(scores.items()))

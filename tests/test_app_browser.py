@@ -17,7 +17,7 @@ import pytest
 import torch
 
 from conftest import RtspServer, free_port
-from media import write_video, write_y4m
+from media import write_not_a_video, write_video, write_y4m
 from tdn.api import DEMO_WEIGHTS
 from tdn.checkpoint import ModelMeta, save_model
 from tdn.config import REPO_ROOT, load_config
@@ -115,6 +115,14 @@ def open_page(browser, url: str):
         context.close()
 
 
+def upload_clip(page, path: Path) -> None:
+    """Upload through the file chooser, as a person would (the box's click opens it)."""
+    with page.expect_file_chooser() as chooser:
+        page.locator("#clip-upload").get_by_text("Click to Upload").click()
+    chooser.value.set_files(str(path))
+    sync_api.expect(page.locator("#clip-upload")).to_contain_text(path.name, timeout=TIMEOUT_MS)
+
+
 def start_webcam(page) -> None:
     page.get_by_text("Click to Access Webcam").click()
     page.locator("#webcam button[aria-label='capture photo']").click()  # starts streaming
@@ -162,8 +170,7 @@ def test_webcam_shows_label_and_annotated_frame_and_model_sees_unmirrored_frames
 def test_clip_upload_shows_prediction_and_timeline(page, media_dir):
     clip = write_video(media_dir / "clip.mp4", half_and_half_frames(60), fps=25)
     page.get_by_role("tab", name="Clip").click()
-    page.locator("#clip-upload input[type=file]").set_input_files(str(clip))
-    page.locator("#clip-upload").get_by_text("clip.mp4").wait_for()
+    upload_clip(page, clip)
     page.locator("#clip-predict").click()
     page.locator("#clip-summary").get_by_text("sliding windows").wait_for()
     page.locator("#clip-label").get_by_text(LABEL_PATTERN).first.wait_for()
@@ -171,6 +178,17 @@ def test_clip_upload_shows_prediction_and_timeline(page, media_dir):
     page.locator("#clip-annotated video").wait_for()
     screenshot(page, "app_clip.png")
     assert re.search(r"\d+ sliding windows", page.locator("#clip-summary").inner_text())
+
+    # a file that is not a video: a message naming it, and the app goes on serving
+    page.locator("#clip-upload button[aria-label='Clear']").click()
+    upload_clip(page, write_not_a_video(media_dir / "broken.mp4"))
+    page.locator("#clip-predict").click()
+    page.locator("#clip-summary").get_by_text(re.compile(r"broken\.mp4.*(cannot|not|no )")).wait_for()
+    screenshot(page, "app_clip_error.png")
+    from gradio.utils import get_upload_folder
+
+    message = page.locator("#clip-summary").inner_text()
+    assert "broken.mp4" in message and get_upload_folder() not in message  # the name, not the server's folders
 
 
 def test_rtsp_camera_goes_live_with_masked_credentials_and_bad_sources_show_messages(page, app_server):
