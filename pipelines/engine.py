@@ -202,17 +202,20 @@ class InferenceEngine:
     def _take_batch(self) -> list[Window] | None:
         """Wait for a window, then up to ``max_wait`` for a full batch; None when stopping."""
         with self._cond:
-            self._cond.wait_for(lambda: self._pending or self._stopping)
-            if self._stopping:
-                return None
-            deadline = min(t for t, _ in self._pending.values()) + self.max_wait_s
-            while len(self._pending) < self.max_batch and not self._stopping:
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
+            while True:
+                self._cond.wait_for(lambda: self._pending or self._stopping)
+                if self._stopping:
+                    return None
+                deadline = min(t for t, _ in self._pending.values()) + self.max_wait_s
+                while 0 < len(self._pending) < self.max_batch and not self._stopping:
+                    remaining = deadline - time.monotonic()
+                    if remaining <= 0:
+                        break
+                    self._cond.wait(remaining)
+                if self._stopping:
+                    return None
+                if self._pending:  # (a removed stream may have taken the only pending window)
                     break
-                self._cond.wait(remaining)
-            if self._stopping:
-                return None
             oldest_first = sorted(self._pending.items(), key=lambda item: item[1][0])[: self.max_batch]
             for stream, _ in oldest_first:
                 del self._pending[stream]

@@ -153,3 +153,20 @@ def test_postprocessor_smooths_thresholds_and_reports_label_changes():
     settled = post.update(logit(1))  # the window of 2 now holds only "right"
     assert settled.label == "right" and settled.changed
     assert not post.update(logit(1)).changed
+
+
+def test_removing_a_stream_while_a_batch_fills_is_harmless(model, preprocessor, caplog):
+    frames = moving_frames(30)
+    results, done = [], threading.Event()
+    engine = InferenceEngine(model, preprocessor, max_batch=4, max_wait_ms=2000,
+                             on_result=lambda r: (results.append(r), done.set()))
+    engine.start()
+    try:
+        engine.submit(window_at(frames, "gone", 2, 3))  # the engine now waits up to 2 s for more streams
+        engine.forget_stream("gone")
+        engine.submit(window_at(frames, "kept", 3, 3))
+        assert done.wait(60)
+    finally:
+        engine.stop()
+    assert [r.window.stream for r in results] == ["kept"]
+    assert not [r for r in caplog.records if r.levelname == "ERROR"]
