@@ -3,6 +3,7 @@ latest-wins dropping, bounded cache; post-processing."""
 from __future__ import annotations
 
 import threading
+import time
 
 import numpy as np
 import pytest
@@ -158,12 +159,13 @@ def test_postprocessor_smooths_thresholds_and_reports_label_changes():
 def test_removing_a_stream_while_a_batch_fills_is_harmless(model, preprocessor, caplog):
     frames = moving_frames(30)
     results, done = [], threading.Event()
-    engine = InferenceEngine(model, preprocessor, max_batch=4, max_wait_ms=2000,
+    engine = InferenceEngine(model, preprocessor, max_batch=4, max_wait_ms=300,
                              on_result=lambda r: (results.append(r), done.set()))
     engine.start()
     try:
-        engine.submit(window_at(frames, "gone", 2, 3))  # the engine now waits up to 2 s for more streams
+        engine.submit(window_at(frames, "gone", 2, 3))  # the engine now waits up to 0.3 s for more streams
         engine.forget_stream("gone")
+        time.sleep(0.6)  # the wait ends with nothing pending
         engine.submit(window_at(frames, "kept", 3, 3))
         assert done.wait(60)
     finally:
