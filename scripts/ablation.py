@@ -47,11 +47,12 @@ PAIRS = (("moving left", "moving right"), ("rotating clockwise", "rotating count
          ("approaching", "receding"))
 
 
-def pair_accuracy(confusion: np.ndarray, a: int, b: int) -> float:
-    """Of the clips of classes a and b that were called a or b, the fraction called correctly."""
+def pair_accuracy(confusion: np.ndarray, a: int, b: int) -> float | None:
+    """Of the clips of classes a and b that were called a or b, the fraction called correctly
+    (None when none was called either)."""
     right = confusion[a, a] + confusion[b, b]
     swapped = confusion[a, b] + confusion[b, a]
-    return float(right / max(right + swapped, 1))
+    return float(right / (right + swapped)) if right + swapped else None
 
 
 def run_variant(variant: str) -> dict:
@@ -78,8 +79,15 @@ def table(results: list[dict]) -> str:
     lines = ["| variant | temporal modules | test top-1 | mean class acc. | " + " | ".join(short) + " | train time |",
              "| --- | --- | ---: | ---: | " + " | ".join("---:" for _ in short) + " | ---: |"]
     modules = {"tsn": "none (frame average)", "stdm": "S-TDM", "ltdm": "L-TDM", "tdn": "S-TDM + L-TDM + temporal conv"}
-    for r in results:
-        pairs = " | ".join(f"{100 * r['pairs'][p]:.1f}%" for p in pair_names)
+    done = {r["variant"]: r for r in results}
+    for variant in VARIANTS:
+        r = done.get(variant)
+        if r is None:
+            lines.append(f"| `{variant}` | {modules[variant]} | not finished in this session's CPU time | | "
+                         + " | ".join("" for _ in short) + " | |")
+            continue
+        pairs = " | ".join("none called" if r["pairs"][p] is None else f"{100 * r['pairs'][p]:.1f}%"
+                           for p in pair_names)
         lines.append(f"| `{r['variant']}` | {modules[r['variant']]} | {100 * r['top1']:.1f}% | "
                      f"{100 * r['mean_class_accuracy']:.1f}% | {pairs} | {r['train_seconds'] / 60:.0f} min |")
     return "\n".join(lines)
