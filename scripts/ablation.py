@@ -67,10 +67,13 @@ def run_variant(variant: str) -> dict:
                           train=False)
     loader = torch.utils.data.DataLoader(dataset, batch_size=8, num_workers=1)
     metrics = evaluate(model, loader, model.cfg.num_classes, labels=model.meta.labels)
-    confusion = metrics.confusion.numpy()
-    index = {name: i for i, name in enumerate(synth.CLASSES)}
     return {"variant": variant, "train_seconds": seconds, **metrics.to_dict(),
-            "pairs": {f"{a} / {b}": pair_accuracy(confusion, index[a], index[b]) for a, b in PAIRS}}
+            "pairs": pair_accuracies(metrics.confusion.numpy())}
+
+
+def pair_accuracies(confusion: np.ndarray) -> dict[str, float | None]:
+    index = {name: i for i, name in enumerate(synth.CLASSES)}
+    return {f"{a} / {b}": pair_accuracy(confusion, index[a], index[b]) for a, b in PAIRS}
 
 
 def table(results: list[dict]) -> str:
@@ -156,7 +159,7 @@ def main() -> int:
             results_file.write_text(json.dumps([done[v] for v in VARIANTS if v in done], indent=1))
             print(f"{variant}: test top-1 {100 * result['top1']:.1f}%", flush=True)
     done = finished()
-    results = [done[v] for v in VARIANTS if v in done]
+    results = [{**done[v], "pairs": pair_accuracies(np.array(done[v]["confusion"]))} for v in VARIANTS if v in done]
     write_doc(results)
     figure(results, FIGURE)
     print(table(results))
