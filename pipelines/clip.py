@@ -123,17 +123,19 @@ def _frame_rate(capture: cv2.VideoCapture) -> float:
     return fps if math.isfinite(fps) and 0 < fps <= 1000 else 25.0
 
 
-def _read_selected(path: Path, wanted: set[int], progress: ProgressCallback | None,
-                   expected: int) -> tuple[dict[int, np.ndarray], int]:
-    """Frames ``wanted`` (RGB) from one pass over the file, and the number of frames it has."""
+def read_frames(path: Path, wanted: set[int], *, progress: ProgressCallback | None = None, expected: int = 0,
+                stop_after_last: bool = False) -> tuple[dict[int, np.ndarray], int]:
+    """Frames ``wanted`` (RGB) from one pass over the file, and the number of frames decoded.
+
+    With ``stop_after_last`` the pass ends after the last wanted frame, so the count is only
+    the file's length when it is not beyond that frame. ``expected`` scales the progress.
+    """
     capture = _open(path)
     selected: dict[int, np.ndarray] = {}
     count = 0
     try:
         last = max(wanted, default=-1)
-        while True:
-            if not capture.grab():
-                break
+        while not (stop_after_last and count > last) and capture.grab():
             if count in wanted:
                 ok, image = capture.retrieve()
                 if not ok:
@@ -183,12 +185,12 @@ def _read_clip_frames(path: Path, num_segments: int, clips: int, progress: Progr
     """The frames every view needs, the exact frame count and (height, width)."""
     count, fps, size = _probe(path)
     wanted = {i for idx in _all_indices(count, num_segments, clips) for i in idx} if count else set()
-    frames, actual = _read_selected(path, wanted, progress, count)
+    frames, actual = read_frames(path, wanted, progress=progress, expected=count)
     if actual == 0:
         raise ClipError(f"{path} has no decodable video frames")
     if actual != count:  # the container's count was wrong or missing: select again with the true one
         wanted = {i for idx in _all_indices(actual, num_segments, clips) for i in idx}
-        frames, actual = _read_selected(path, wanted, progress, actual)
+        frames, actual = read_frames(path, wanted, progress=progress, expected=actual)
     size = next(iter(frames.values())).shape[:2]
     return frames, actual, fps, size
 
@@ -206,7 +208,7 @@ def predict_clip(engine, path: str | Path, *, views: str = "1x1", per_window: bo
     if engine.preprocessor.can_decode(str(path)):  # the backend decodes itself and needs the exact count
         num_frames, fps, size = _probe(path)
         if num_frames == 0 or fourcc(path) in ESTIMATED_COUNT_CODECS:
-            num_frames = _read_selected(path, set(), progress, num_frames)[1]
+            num_frames = read_frames(path, set(), progress=progress, expected=num_frames)[1]
         if num_frames == 0:
             raise ClipError(f"{path} has no decodable video frames")
         frames = None

@@ -42,7 +42,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from pipelines.clip import clip_frame_indices, parse_views
+from pipelines.clip import clip_frame_indices, parse_views, read_frames
 from pipelines.preprocess import CpuPreprocessor, PreprocessSpec
 from pipelines.types import SEGMENT_LENGTH
 
@@ -145,24 +145,7 @@ def read_video_frames(path: Path, indices: Sequence[int]) -> tuple[dict[int, np.
 
     Stops after the last wanted index, so the count is only complete when it is below that.
     """
-    if not path.is_file():
-        raise FileNotFoundError(f"video file not found: {path}")
-    capture = cv2.VideoCapture(str(path))
-    if not capture.isOpened():
-        raise ValueError(f"{path} is not a video OpenCV/FFmpeg can open")
-    wanted, last = set(indices), max(indices, default=2**62)  # no indices: count every frame
-    frames: dict[int, np.ndarray] = {}
-    count = 0
-    try:
-        while count <= last and capture.grab():
-            if count in wanted:
-                ok, image = capture.retrieve()
-                if not ok:
-                    break
-                frames[count] = cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
-            count += 1
-    finally:
-        capture.release()
+    frames, count = read_frames(Path(path), set(indices), stop_after_last=bool(indices))
     if count == 0:
         raise ValueError(f"{path} has no decodable video frames")
     return frames, count
