@@ -7,7 +7,8 @@ import torch.nn.functional as F
 from official_fixture import official_fixture  # noqa: F401 (pytest fixture)
 from tdn.api import load_model
 from tdn.info import model_info
-from tdn.model import ARCHS, VARIANTS, LongTermTDM, TDN, TDNConfig, TemporalConv, create_model
+from tdn.model import (ARCHS, VARIANTS, LongTermTDM, TDN, TDNConfig, TemporalConv, create_model, fold_batchnorm,
+                       fuse_upsampled, half_resolution)
 
 torch.manual_seed(0)
 
@@ -112,7 +113,9 @@ def _ltdm_reference(m: LongTermTDM, x: torch.Tensor) -> torch.Tensor:
 
 
 @pytest.mark.parametrize("size", [(6, 6), (7, 5)])
-def test_long_term_module_against_direct_reference(size):
+@pytest.mark.parametrize("folded", [False, True], ids=["plain", "folded-fused"])
+def test_long_term_module_against_direct_reference(size, folded):
+    """Folded, the module takes its inference path (one fused convolution + sigmoid on CPU)."""
     t, c = 4, 32
     m = LongTermTDM(c, t, reduction=8)
     _randomise_bn(m)
@@ -121,14 +124,22 @@ def test_long_term_module_against_direct_reference(size):
     m.eval()
     x = torch.randn(2 * t, c, *size)
     with torch.no_grad():
-        torch.testing.assert_close(m(x), _ltdm_reference(m, x), rtol=1e-5, atol=1e-5)
+        expected = _ltdm_reference(m, x)
+        if folded:
+            fold_batchnorm(m)
+            x = x.contiguous(memory_format=torch.channels_last)
+        got = m(x)
+    torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-5)
+    assert got.is_contiguous(memory_format=torch.channels_last) == folded
 
 
-def test_short_term_module_against_direct_reference():
-    model = create_model("resnet18", num_segments=2, num_classes=3, variant="stdm")
+@pytest.mark.parametrize("size, fusion", [(32, None), (36, None), (32, (1.0, 0.5))])
+def test_short_term_module_against_direct_reference(size, fusion):
+    """Even sizes fuse by broadcasting 2x2 blocks, 36 px takes the interpolation path (18 -> 9 vs 5)."""
+    model = create_model("resnet18", num_segments=2, num_classes=3, variant="stdm", fusion=fusion)
     _randomise_bn(model)
     model.eval()
-    seg = torch.randn(2, 5, 3, 32, 32)
+    seg = torch.randn(2, 5, 3, size, size)
     a, b = model.cfg.fusion
     with torch.no_grad():
         # Reference: explicit differences, explicit fusion after the stem and after stage 1.
@@ -139,7 +150,21 @@ def test_short_term_module_against_direct_reference():
         x = a * model.layer1(x) + b * F.interpolate(model.stdm.layer1(d), size=x.shape[-2:])
         got, response = model.forward_segments(seg, with_response=True)
     torch.testing.assert_close(got, x, rtol=1e-5, atol=1e-5)
-    assert response.shape == (2, 8, 8) and (response >= 0).all()
+    assert response.shape == (2, *x.shape[-2:]) and (response >= 0).all()
+
+
+@pytest.mark.parametrize("size", [(8, 8), (7, 10), (224, 224)])
+def test_half_resolution_is_two_by_two_mean(size):
+    x = torch.randn(3, 4, *size)
+    torch.testing.assert_close(half_resolution(x), F.avg_pool2d(x, 2), rtol=0, atol=1e-6)
+
+
+def test_fusion_keeps_channels_last():
+    rgb = torch.randn(2, 8, 6, 4).contiguous(memory_format=torch.channels_last)
+    diff = torch.randn(2, 8, 3, 2).contiguous(memory_format=torch.channels_last)
+    out = fuse_upsampled(rgb, diff, (0.5, 0.5))
+    assert out.is_contiguous(memory_format=torch.channels_last)
+    torch.testing.assert_close(out, 0.5 * rgb + 0.5 * F.interpolate(diff, size=(6, 4)))
 
 
 def test_segment_split_equals_full_forward():
