@@ -42,7 +42,7 @@ DEMO_SETTINGS = {
     "model.arch": "resnet18", "model.variant": "tdn", "model.num_segments": 8,
     "model.input_size": 96, "model.resize_short": 112,
     "train.train_list": str(DATA / "train.txt"), "train.val_list": str(DATA / "val.txt"),
-    "train.output": str(RUN), "train.epochs": 6, "train.batch_size": 8, "train.lr": 0.02,
+    "train.output": str(RUN), "train.epochs": 14, "train.batch_size": 8, "train.lr": 0.02,
     "train.warmup_epochs": 1, "train.dropout": 0.2, "train.workers": 1, "train.seed": SEED,
     "train.flip_swap": synth.FLIP_SWAP,
 }

@@ -172,18 +172,17 @@ class LongTermTDM(nn.Module):
         shifted = self.conv_next(reduced).view(-1, t, r, h, w)  # (N*T, r, H, W) -> (N, T, r, H, W)
         reduced = reduced.view(-1, t, r, h, w)
         memory_format = torch.channels_last if x.is_contiguous(memory_format=torch.channels_last) else torch.contiguous_format
-        diff = torch.empty((2 * nt, r, h, w), dtype=x.dtype, device=x.device, memory_format=memory_format)
+        # Zero where the neighbour is missing: after the last segment, before the first.
+        diff = torch.empty((2 * nt, r, h, w), dtype=x.dtype, device=x.device, memory_format=memory_format).zero_()
         pair = diff.view(2, -1, t, r, h, w)  # (2*N*T, r, H, W) -> (2 = [forward, backward], N, T, r, H, W)
-        torch.sub(shifted[:, 1:], reduced[:, :-1], out=pair[0, :, :-1])
-        torch.sub(shifted[:, :-1], reduced[:, 1:], out=pair[1, :, 1:])
-        pair[0, :, -1] = 0  # no next segment after the last
-        pair[1, :, 0] = 0  # no previous segment before the first
+        pair[0, :, :-1] = shifted[:, 1:] - reduced[:, :-1]
+        pair[1, :, 1:] = shifted[:, :-1] - reduced[:, 1:]
         coarse = self.scale2_bn(self.scale2_conv(F.avg_pool2d(diff, 2)))
         coarse = F.interpolate(coarse, size=(h, w), mode="nearest")
         fine = self.scale1_bn(self.scale1_conv(diff))
         gate_forward, gate_backward = self._gate((diff + coarse).add_(fine)).chunk(2)  # (N*T, C, H, W) each
         # F + F * ((s_f - 1/2) + (s_b - 1/2)) / 2  ==  F + F * (s_f + s_b - 1) / 2
-        return torch.addcmul(x, x, gate_forward.add_(gate_backward).sub_(1.0), value=0.5)
+        return torch.addcmul(x, x, (gate_forward + gate_backward).sub_(1.0), value=0.5)
 
     def _gate(self, total: torch.Tensor) -> torch.Tensor:
         """``sigmoid(expand_bn(expand(total / 3)))``, the gate from the sum of the three scales.
