@@ -25,6 +25,8 @@ class Metrics:
     top5_correct: int = 0
     loss_sum: float = 0.0
     labels: list[str] | None = field(default=None, repr=False)
+    # int64 (K, K): [i, j] = clips of class i that score class i above class j (a two-way decision)
+    outranks: torch.Tensor | None = field(default=None, repr=False)
 
     @property
     def count(self) -> int:
@@ -53,12 +55,20 @@ class Metrics:
         values = [v for v in self.per_class if v is not None]
         return sum(values) / max(len(values), 1)
 
+    def pair_accuracy(self, a: int, b: int) -> float | None:
+        """Accuracy of the two-way choice between classes ``a`` and ``b`` on the clips of either:
+        the fraction whose own class scores above the other one (0.5 = cannot tell them apart)."""
+        totals = self.confusion.sum(1)
+        clips = int(totals[a] + totals[b])
+        return float(self.outranks[a, b] + self.outranks[b, a]) / clips if clips else None
+
     def to_dict(self) -> dict:
         k = self.confusion.shape[0]
         names = [label_name(self.labels, i) for i in range(k)]
         return {"count": self.count, "top1": self.top1, "top5": self.top5,
                 "mean_class_accuracy": self.mean_class_accuracy, "loss": self.loss, "labels": names,
-                "per_class": dict(zip(names, self.per_class)), "confusion": self.confusion.tolist()}
+                "per_class": dict(zip(names, self.per_class)), "confusion": self.confusion.tolist(),
+                "outranks": None if self.outranks is None else self.outranks.tolist()}
 
     def format(self) -> str:
         """A human-readable report: accuracies, then the confusion matrix with class names."""
@@ -90,6 +100,7 @@ def evaluate(model: torch.nn.Module, loader, num_classes: int, *, labels: list[s
     was_training = model.training
     model.eval()
     confusion = torch.zeros(num_classes, num_classes, dtype=torch.int64)
+    outranks = torch.zeros(num_classes, num_classes, dtype=torch.int64)
     top5_correct, loss_sum = 0, 0.0
     k = min(5, num_classes)
     batches = loader
@@ -105,13 +116,16 @@ def evaluate(model: torch.nn.Module, loader, num_classes: int, *, labels: list[s
         top5_correct += int((probs.topk(k, dim=1).indices == target[:, None]).any(1).sum())
         confusion += torch.bincount(target * num_classes + probs.argmax(1),
                                     minlength=num_classes**2).view(num_classes, num_classes)
+        own = probs.gather(1, target[:, None])  # (B, 1): each clip's score for its true class
+        outranks.index_add_(0, target, (own > probs).long())  # (B, K) -> rows of the true classes
     if _is_distributed():
         totals = torch.tensor([top5_correct, loss_sum], dtype=torch.float64)
         dist.all_reduce(confusion)
+        dist.all_reduce(outranks)
         dist.all_reduce(totals)
         top5_correct, loss_sum = int(totals[0]), float(totals[1])
     model.train(was_training)
-    return Metrics(confusion, top5_correct, loss_sum, labels)
+    return Metrics(confusion, top5_correct, loss_sum, labels, outranks)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

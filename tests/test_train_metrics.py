@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from tdn.evaluate import Metrics
+from tdn.evaluate import Metrics, evaluate
 
 
 def test_metrics_from_confusion():
@@ -21,3 +21,20 @@ def test_metrics_from_confusion():
     text = m.format()
     assert "top-1: 62.50%" in text and "top-3: 100.00%" in text
     assert "right" in text and "75.0%" in text
+
+
+def test_evaluate_counts_two_way_decisions():
+    """A model that always scores class 0 > 1 > 2: clips of class 0 win both two-way choices,
+    clips of class 1 win only against 2, clips of class 2 win none."""
+
+    class Fixed(torch.nn.Module):
+        def forward(self, x):  # (N, T, L, 3, H, W) -> (N, 3)
+            return torch.tensor([3.0, 2.0, 1.0]).expand(x.shape[0], 3)
+
+    views = torch.zeros(4, 1, 1, 5, 3, 2, 2)  # 4 clips, 1 view each
+    targets = torch.tensor([0, 1, 1, 2])
+    m = evaluate(Fixed(), [(views, targets)], 3)
+    assert m.outranks.tolist() == [[0, 1, 1], [0, 0, 2], [0, 0, 0]]
+    assert m.pair_accuracy(0, 1) == pytest.approx(1 / 3)  # 1 of 3 clips (class 0 right, both class-1 clips wrong)
+    assert m.pair_accuracy(1, 2) == pytest.approx(2 / 3)
+    assert m.confusion[:, 0].sum() == 4 and m.to_dict()["outranks"] == m.outranks.tolist()
