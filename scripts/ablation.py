@@ -32,9 +32,9 @@ from tdn import synth  # noqa: E402
 from tdn.api import load_model  # noqa: E402
 from tdn.config import load_config  # noqa: E402
 from tdn.data import ClipDataset, read_list  # noqa: E402
-from tdn.evaluate import Metrics, evaluate  # noqa: E402
+from tdn.evaluate import evaluate  # noqa: E402
 from tdn.train import train  # noqa: E402
-from train_demo import DATA, DEMO_SETTINGS, ensure_data  # noqa: E402
+from train_demo import DATA, DEMO_SETTINGS, ensure_data, pair_accuracies  # noqa: E402
 
 VARIANTS = ("tsn", "stdm", "ltdm", "tdn")
 OUT = REPO / "runs" / "ablation"
@@ -43,8 +43,6 @@ FIGURE = REPO / "docs" / "ablation_confusion.png"
 # The same budget for every variant: the demo's recipe with fewer epochs (the demo trains 14).
 ABLATION_OVERRIDES = {"train.epochs": 4}
 MARK_START, MARK_END = "<!-- ablation:start -->", "<!-- ablation:end -->"
-PAIRS = (("moving left", "moving right"), ("rotating clockwise", "rotating counterclockwise"),
-         ("approaching", "receding"))
 
 
 def run_variant(variant: str) -> dict:
@@ -62,16 +60,9 @@ def run_variant(variant: str) -> dict:
     return {"variant": variant, "train_seconds": seconds, **metrics.to_dict()}
 
 
-def pair_accuracies(result: dict) -> dict[str, float]:
-    """Two-way accuracy within each mirror/reverse pair, from a stored evaluation result."""
-    metrics = Metrics(torch.tensor(result["confusion"]), outranks=torch.tensor(result["outranks"]))
-    index = {name: i for i, name in enumerate(synth.CLASSES)}
-    return {f"{a} / {b}": metrics.pair_accuracy(index[a], index[b]) for a, b in PAIRS}
-
-
 def table(results: list[dict]) -> str:
-    pair_names = [f"{a} / {b}" for a, b in PAIRS]
-    short = ["left/right", "cw/ccw", "approach/recede"]
+    pair_names = [f"{a} / {b}" for a, b in synth.OPPOSITE_PAIRS]
+    short = ["left/right", "up/down", "cw/ccw", "approach/recede"]
     lines = ["| variant | temporal modules | test top-1 | mean class acc. | " + " | ".join(short) + " | train time |",
              "| --- | --- | ---: | ---: | " + " | ".join("---:" for _ in short) + " | ---: |"]
     modules = {"tsn": "none (frame average)", "stdm": "S-TDM", "ltdm": "L-TDM", "tdn": "S-TDM + L-TDM + temporal conv"}

@@ -32,6 +32,7 @@ from tdn import synth  # noqa: E402
 from tdn.api import DEMO_WEIGHTS, load_model  # noqa: E402
 from tdn.checkpoint import save_model  # noqa: E402
 from tdn.config import load_config  # noqa: E402
+from tdn.evaluate import Metrics  # noqa: E402
 
 DATA = REPO / "runs" / "synth"
 RUN = REPO / "runs" / "demo"
@@ -89,6 +90,17 @@ def confusion_table(result: dict) -> str:
     return "\n".join(rows)
 
 
+def pair_accuracies(result: dict) -> dict[str, float | None]:
+    """Two-way accuracy within each opposite pair (``tdn.synth.OPPOSITE_PAIRS``) of an evaluation result."""
+    metrics = Metrics(torch.tensor(result["confusion"]), outranks=torch.tensor(result["outranks"]))
+    index = {name: i for i, name in enumerate(synth.CLASSES)}
+    return {f"{a} / {b}": metrics.pair_accuracy(index[a], index[b]) for a, b in synth.OPPOSITE_PAIRS}
+
+
+def pair_lines(result: dict) -> str:
+    return ", ".join(f"{pair} {'-' if acc is None else f'{100 * acc:.1f}%'}" for pair, acc in pair_accuracies(result).items())
+
+
 def write_card(result: dict, latency_ms: tuple[float, float], note: str = "") -> None:
     log = (RUN / "log.csv").read_text().strip()
     train_minutes = sum(float(line.rsplit(",", 1)[1]) for line in log.splitlines()[1:]) / 60
@@ -122,8 +134,8 @@ One command, seeded: `.venv/bin/python scripts/train_demo.py` (runs `tdn synth`,
 From scratch (no ImageNet weights on this machine), SGD momentum 0.9, weight decay 5e-4,
 1 warm-up epoch then cosine, bf16 autocast on the CPU, horizontal flips that swap
 left/right and clockwise/counterclockwise labels. The best validation epoch is shipped.
-Training took {train_minutes:.0f} min (sum of the epochs' times in the log) on {platform.machine()}, 2 cores
-shared with other work, {datetime.date.today().isoformat()}.{note}
+Training took {train_minutes:.0f} min (sum of the epochs' times in the log) on {platform.machine()}, 2 cores,
+{datetime.date.today().isoformat()}.{note}
 
 Per-epoch log (`runs/demo/log.csv`):
 ```
@@ -136,10 +148,14 @@ top-1 **{100 * result['top1']:.1f}%**, top-5 {100 * result['top5']:.1f}%, mean c
 
 {confusion_table(result)}
 
+Two-way accuracy within the opposite pairs (of the test clips of either class, the fraction that
+score their own class above the other one; a single frame cannot tell these apart):
+{pair_lines(result)}.
+
 ## Speed
 One full window (1 x 8 segments x 5 frames x {size}x{size}) through the shipped model in bf16 on
 this CPU: median {latency_ms[0]:.0f} ms, fastest {latency_ms[1]:.0f} ms over 30 runs (measured by the
-script while other work shared the 2 cores). The live pipeline asks for a window per new segment
+script). The live pipeline asks for a window per new segment
 centre, every {period_ms:.0f} ms with a 2 s window and T = 8 (and reuses the cached per-segment
 features of the other 7): the model keeps up when the window time is below that.
 

@@ -180,21 +180,29 @@ class LongTermTDM(nn.Module):
         coarse = self.scale2_bn(self.scale2_conv(F.avg_pool2d(diff, 2)))
         coarse = F.interpolate(coarse, size=(h, w), mode="nearest")
         fine = self.scale1_bn(self.scale1_conv(diff))
-        gate_forward, gate_backward = self._gate((diff + coarse).add_(fine)).chunk(2)  # (N*T, C, H, W) each
         # F + F * ((s_f - 1/2) + (s_b - 1/2)) / 2  ==  F + F * (s_f + s_b - 1) / 2
-        return torch.addcmul(x, x, (gate_forward + gate_backward).sub_(1.0), value=0.5)
+        return torch.addcmul(x, x, self._gate_sum((diff + coarse).add_(fine)), value=0.5)
 
-    def _gate(self, total: torch.Tensor) -> torch.Tensor:
-        """``sigmoid(expand_bn(expand(total / 3)))``, the gate from the sum of the three scales.
+    def _gate_sum(self, total: torch.Tensor) -> torch.Tensor:
+        """``s_f + s_b - 1`` ``(N*T, C, H, W)`` with ``s = sigmoid(expand_bn(expand(total / 3)))`` on the
+        forward and backward halves of ``total`` (the sum of the three scales, ``(2*N*T, r, H, W)``).
 
-        Once BatchNorm is folded, a CPU inference model runs this as one oneDNN convolution with
-        the 1/3 in its weight and the sigmoid fused: no pass over the largest tensors here.
+        Once BatchNorm is folded, a CPU inference model runs each half as one oneDNN convolution
+        with the 1/3 in its weight and the sigmoid fused, the backward half with the weight and
+        bias negated: ``sigmoid(-z) = 1 - sigmoid(z)``, so one subtraction gives the sum. That
+        saves three passes over the largest tensors of the module.
         """
         if isinstance(self.expand_bn, nn.Identity) and total.device.type == "cpu" and not torch.is_grad_enabled():
-            e = self.expand
-            return torch.ops.mkldnn._convolution_pointwise(total, e.weight / 3.0, e.bias, e.padding, e.stride,
-                                                           e.dilation, e.groups, "sigmoid", [], "")
-        return torch.sigmoid(self.expand_bn(self.expand(total / 3.0)))
+            e, half = self.expand, total.shape[0] // 2
+            weight, bias = e.weight / 3.0, e.bias
+
+            def sigmoid_conv(x: torch.Tensor, w: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+                return torch.ops.mkldnn._convolution_pointwise(x, w, b, e.padding, e.stride, e.dilation, e.groups,
+                                                               "sigmoid", [], "")
+
+            return sigmoid_conv(total[:half], weight, bias).sub_(sigmoid_conv(total[half:], -weight, -bias))
+        gate_forward, gate_backward = torch.sigmoid(self.expand_bn(self.expand(total / 3.0))).chunk(2)
+        return (gate_forward + gate_backward).sub_(1.0)
 
 
 class TemporalParts(nn.Module):

@@ -36,6 +36,9 @@ CLASSES = (
 )
 # Class pairs exchanged by a horizontal flip, in the ``train.flip_swap`` syntax.
 FLIP_SWAP = "0:1,4:5"
+# Classes that differ only by a mirror or by the direction of time: a single frame cannot tell them apart.
+OPPOSITE_PAIRS = (("moving left", "moving right"), ("moving up", "moving down"),
+                  ("rotating clockwise", "rotating counterclockwise"), ("approaching", "receding"))
 
 SPLITS = ("train", "val", "test")
 
