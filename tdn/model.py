@@ -192,7 +192,8 @@ class LongTermTDM(nn.Module):
         bias negated: ``sigmoid(-z) = 1 - sigmoid(z)``, so one subtraction gives the sum. That
         saves three passes over the largest tensors of the module.
         """
-        if isinstance(self.expand_bn, nn.Identity) and total.device.type == "cpu" and not torch.is_grad_enabled():
+        if (isinstance(self.expand_bn, nn.Identity) and total.device.type == "cpu" and not torch.is_grad_enabled()
+                and torch.backends.mkldnn.is_available()):
             e, half = self.expand, total.shape[0] // 2
             weight, bias = e.weight / 3.0, e.bias
 
