@@ -190,10 +190,11 @@ class LongTermTDM(nn.Module):
         Once BatchNorm is folded, a CPU inference model runs each half as one oneDNN convolution
         with the 1/3 in its weight and the sigmoid fused, the backward half with the weight and
         bias negated: ``sigmoid(-z) = 1 - sigmoid(z)``, so one subtraction gives the sum. That
-        saves three passes over the largest tensors of the module.
+        saves three passes over the largest tensors of the module. Traced for export, the plain
+        ops are recorded instead, so the exported model runs on any device.
         """
         if (isinstance(self.expand_bn, nn.Identity) and total.device.type == "cpu" and not torch.is_grad_enabled()
-                and torch.backends.mkldnn.is_available()):
+                and torch.backends.mkldnn.is_available() and not torch.jit.is_tracing()):
             e, half = self.expand, total.shape[0] // 2
             weight, bias = e.weight / 3.0, e.bias
 
