@@ -337,7 +337,7 @@ def fuse_upsampled(rgb: torch.Tensor, diff: torch.Tensor, weights: tuple[float, 
     and the weighted sum is one ``lerp`` pass.
     """
     a, b = weights
-    n, c, h, w = rgb.shape
+    h, w = rgb.shape[-2:]
     if (h, w) == (2 * diff.shape[2], 2 * diff.shape[3]):
         blocks = rgb.unflatten(3, (w // 2, 2)).unflatten(2, (h // 2, 2))  # (N, C, h, w) -> (N, C, h/2, 2, w/2, 2)
         out = torch.lerp(blocks, diff[:, :, :, None, :, None], b / (a + b)).flatten(4, 5).flatten(2, 3)
