@@ -70,7 +70,7 @@ def table(results: list[dict]) -> str:
     for variant in VARIANTS:
         r = done.get(variant)
         if r is None:
-            lines.append(f"| `{variant}` | {modules[variant]} | not finished in this session's CPU time | | "
+            lines.append(f"| `{variant}` | {modules[variant]} | not run yet (results.json has no entry) | | "
                          + " | ".join("" for _ in short) + " | |")
             continue
         pairs = " | ".join("-" if r["pairs"][p] is None else f"{100 * r['pairs'][p]:.1f}%"
