@@ -2,8 +2,10 @@
 
 TSN here is torchvision's ResNet (same depth) run on the T centre frames as a batch of T
 images, prepared exactly like TDN's fast path: eval, BatchNorm folded, channels_last,
-inference mode, and the same autocast. Runs alternate between the two models so that a
-noisy, shared machine slows both alike; the ratio is the figure to read.
+inference mode, and the same precision. Both start from the same float32 clip and convert
+their own input (precision, channels_last) inside the timed call. Runs alternate between
+the two models so that a noisy, shared machine slows both alike; the ratio is the figure
+to read.
 """
 from __future__ import annotations
 
@@ -46,7 +48,7 @@ def bench_model(arch: str = "resnet50", num_segments: int = 8, size: int = 224, 
     if threads:
         torch.set_num_threads(threads)
     clip = torch.randn(1, num_segments, 5, 3, size, size)
-    frames = clip[0, :, 2].contiguous(memory_format=torch.channels_last)  # (1, T, 5, 3, H, W) -> (T, 3, H, W)
+    centres = clip[0, :, 2]  # (1, T, 5, 3, H, W) -> (T, 3, H, W), a view: each model converts its input itself
     results = {}
     for precision in precisions:
         tdn = load_model(arch=arch, num_segments=num_segments, num_classes=1000, precision=precision)
@@ -56,7 +58,7 @@ def bench_model(arch: str = "resnet50", num_segments: int = 8, size: int = 224, 
             tdn(clip)
 
         def run_tsn():
-            tsn(frames.to(DTYPES[precision])).float().mean(0)
+            tsn(centres.to(DTYPES[precision], memory_format=torch.channels_last)).float().mean(0)
 
         times = {"tdn": [], "tsn": []}
         with torch.inference_mode():
