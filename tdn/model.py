@@ -177,7 +177,7 @@ class LongTermTDM(nn.Module):
         pair = diff.view(2, -1, t, r, h, w)  # (2*N*T, r, H, W) -> (2 = [forward, backward], N, T, r, H, W)
         pair[0, :, :-1] = shifted[:, 1:] - reduced[:, :-1]
         pair[1, :, 1:] = shifted[:, :-1] - reduced[:, 1:]
-        coarse = self.scale2_bn(self.scale2_conv(F.avg_pool2d(diff, 2)))
+        coarse = self.scale2_bn(self.scale2_conv(half_resolution(diff)))  # the 2x2 mean
         coarse = F.interpolate(coarse, size=(h, w), mode="nearest")
         fine = self.scale1_bn(self.scale1_conv(diff))
         # F + F * ((s_f - 1/2) + (s_b - 1/2)) / 2  ==  F + F * (s_f + s_b - 1) / 2
