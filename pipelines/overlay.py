@@ -32,6 +32,18 @@ def _check_frame(frame: np.ndarray) -> None:
         raise ValueError(f"expected a uint8 (H, W, 3) RGB frame, got {frame.dtype} {frame.shape}")
 
 
+def _fit_text(text: str, max_width: int, scale: float, thickness: int) -> str:
+    """``text`` as drawn in the panel's font, cut and ended with "..." where wider than ``max_width`` pixels."""
+    def width(t: str) -> int:
+        return cv2.getTextSize(t, _FONT, scale, thickness)[0][0]
+
+    if width(text) <= max_width:
+        return text
+    while text and width(text + "...") > max_width:
+        text = text[:-1]
+    return text.rstrip() + "..."
+
+
 def draw_topk(frame: np.ndarray, topk: Sequence[tuple[str, float]], *, threshold: float = 0.0,
               title: str | None = None) -> np.ndarray:
     """Labels with confidence bars in a translucent panel at the top left."""
@@ -50,13 +62,19 @@ def draw_topk(frame: np.ndarray, topk: Sequence[tuple[str, float]], *, threshold
     out[:panel_h, :panel_w] = (region * 0.45).astype(np.uint8)  # darken behind the text
     y = line
     if title:
-        cv2.putText(out, title, (6, y - 6), _FONT, scale, (255, 255, 255), thickness, cv2.LINE_AA)
+        cv2.putText(out, _fit_text(title, panel_w - 12, scale, thickness), (6, y - 6), _FONT, scale, (255, 255, 255),
+                    thickness, cv2.LINE_AA)
         y += line
     bar_x, bar_w = panel_w // 2, panel_w // 2 - 8
+    label_scale = scale * 0.8
     for name, score in topk:
         claimed = score >= threshold
         colour = (255, 255, 255) if claimed else (170, 170, 170)
-        cv2.putText(out, f"{name} {score:.2f}", (6, y - 6), _FONT, scale * 0.8, colour, thickness, cv2.LINE_AA)
+        # A long name is cut to end before the bar; the score stays whole.
+        score_text = f" {score:.2f}"
+        score_w = cv2.getTextSize(score_text, _FONT, label_scale, thickness)[0][0]
+        text = _fit_text(name, bar_x - 12 - score_w, label_scale, thickness) + score_text
+        cv2.putText(out, text, (6, y - 6), _FONT, label_scale, colour, thickness, cv2.LINE_AA)
         filled = int(round(bar_w * min(max(score, 0.0), 1.0)))
         cv2.rectangle(out, (bar_x, y - line + 8), (bar_x + bar_w, y - 4), (90, 90, 90), 1)
         if filled > 0:

@@ -1,10 +1,11 @@
 """Overlay frame functions: top-k panel with bars and threshold, difference heat maps, blending."""
 from __future__ import annotations
 
+import cv2
 import numpy as np
 import pytest
 
-from pipelines.overlay import annotate, blend_heatmap, crop_box, draw_topk, response_map, rgb_difference_map
+from pipelines.overlay import _fit_text, annotate, blend_heatmap, crop_box, draw_topk, response_map, rgb_difference_map
 from pipelines.preprocess import PreprocessSpec
 
 SPEC = PreprocessSpec(resize_short=256, input_size=224, mean=(0.5, 0.5, 0.5), std=(0.25, 0.25, 0.25))
@@ -86,3 +87,17 @@ def test_annotate_combines_heatmap_and_panel():
     assert np.array_equal(plain[-20:, :40], frames[-1][-20:, :40])  # no panel, no motion there
     with pytest.raises(ValueError, match="heatmap must be one of"):
         annotate(frames[-1], [], heatmap="flow")
+
+
+def test_long_labels_are_cut_short_of_the_bars():
+    frame = np.full((240, 320, 3), 30, np.uint8)
+    long_name = "assembling a computer from parts while explaining each step"
+    long = draw_topk(frame, [(long_name, 0.9), ("clapping", 0.3)])
+    short = draw_topk(frame, [("wave", 0.9), ("clapping", 0.3)])
+    bar_x = int(320 * 0.55) // 2
+    assert np.array_equal(long[:, bar_x - 2:], short[:, bar_x - 2:])  # text ends before the bars: same bars
+    assert not np.array_equal(long[:, :bar_x], short[:, :bar_x])
+    fitted = _fit_text(long_name, 60, 0.5, 1)
+    assert fitted.endswith("...") and long_name.startswith(fitted[:-3].rstrip())
+    assert cv2.getTextSize(fitted, cv2.FONT_HERSHEY_SIMPLEX, 0.5, 1)[0][0] <= 60
+    assert _fit_text("wave", 60, 0.5, 1) == "wave"
