@@ -17,21 +17,19 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import sys
 import tempfile
 import threading
 import time
-from datetime import datetime, timezone
 from pathlib import Path
 
 import cv2
 import numpy as np
-import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from pipelines.service import RecognitionService, StreamPrediction  # noqa: E402
+from tdn.bench import emit_record, machine, utc_now  # noqa: E402
 from tdn.config import load_config, parse_override  # noqa: E402
 from tdn.synth import CLASSES, ClipSpec, render_clip, write_video  # noqa: E402
 
@@ -135,9 +133,8 @@ def main(argv: list[str] | None = None) -> int:
             model = service.model
             record = {
                 "benchmark": "pipeline_live",
-                "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-                "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
-                           f"torch {torch.__version__}, {torch.get_num_threads()} threads",
+                "date": utc_now(),
+                "machine": machine(),
                 "model": f"TDN-{model.cfg.arch} {model.cfg.variant} T={model.cfg.num_segments} "
                          f"{model.meta.input_size}px {model.precision} ({model.meta.source or 'random'})",
                 "stream": f"{args.width}x{args.height} {args.fps} fps synthetic motion clip "
@@ -154,10 +151,7 @@ def main(argv: list[str] | None = None) -> int:
                 record["runs"].append(result)
                 print(json.dumps({k: v for k, v in result.items() if k != "per_stream"}), flush=True)
             record["load_avg_after"] = os.getloadavg()
-    print(json.dumps(record, indent=1))
-    if args.out:
-        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.out).write_text(json.dumps(record, indent=1) + "\n")
+    emit_record(record, args.out)
     return 0
 
 

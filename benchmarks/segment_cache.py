@@ -12,17 +12,13 @@ medians over the runs.
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import platform
 import statistics
 import sys
 import time
-from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
-import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -30,6 +26,7 @@ from pipelines.engine import InferenceEngine  # noqa: E402
 from pipelines.preprocess import CpuPreprocessor, PreprocessSpec  # noqa: E402
 from pipelines.types import SEGMENT_LENGTH, Frame, Window  # noqa: E402
 from tdn.api import load_model  # noqa: E402
+from tdn.bench import emit_record, machine, utc_now  # noqa: E402
 
 
 def stream_windows(count: int, num_segments: int, *, step: int = 6, height: int = 480, width: int = 640):
@@ -74,9 +71,8 @@ def main(argv: list[str] | None = None) -> int:
     medians = {k: statistics.median(v) * 1000 for k, v in times.items()}
     record = {
         "benchmark": "segment_cache",
-        "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-        "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}, "
-                   f"{torch.get_num_threads()} threads",
+        "date": utc_now(),
+        "machine": machine(),
         "model": f"TDN-{args.arch} T={args.segments} {args.size}px {args.precision}, batch 1, "
                  "640x480 frames, cpu preprocessing",
         "windows": args.windows,
@@ -87,10 +83,7 @@ def main(argv: list[str] | None = None) -> int:
                               "uncached": uncached.stats().segments_computed},
         "load_avg": os.getloadavg(),
     }
-    print(json.dumps(record, indent=1))
-    if args.out:
-        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.out).write_text(json.dumps(record, indent=1) + "\n")
+    emit_record(record, args.out)
     return 0
 
 

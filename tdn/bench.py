@@ -11,16 +11,48 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import statistics
 import time
 from datetime import datetime, timezone
+from pathlib import Path
 
 import torch
 import torchvision
 from torch.ao.quantization import fuse_modules
 
 from tdn.api import DTYPES, load_model
+
+
+def cpu_name() -> str:
+    """The CPU's model name (from /proc/cpuinfo on Linux), else the platform's processor string."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def machine() -> str:
+    """Where a benchmark runs: CPU, cores, torch version and threads."""
+    return f"{cpu_name()}, {os.cpu_count()} cores, torch {torch.__version__}, {torch.get_num_threads()} threads"
+
+
+def utc_now() -> str:
+    return datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+
+
+def emit_record(record: dict, out: str | None = None) -> None:
+    """Print a benchmark record as JSON and, given ``out``, also write it to that file."""
+    text = json.dumps(record, indent=1)
+    print(text)
+    if out:
+        Path(out).parent.mkdir(parents=True, exist_ok=True)
+        Path(out).write_text(text + "\n")
 
 
 def _torchvision_tsn(arch: str) -> torch.nn.Module:
@@ -71,7 +103,7 @@ def bench_model(arch: str = "resnet50", num_segments: int = 8, size: int = 224, 
         results[precision] = {"tdn_ms": round(tdn_ms, 1), "tsn_ms": round(tsn_ms, 1), "ratio": round(tdn_ms / tsn_ms, 3)}
     return {
         "arch": arch, "num_segments": num_segments, "size": size, "batch": 1, "runs": runs,
-        "threads": torch.get_num_threads(), "torch": torch.__version__, "cpu": platform.processor() or platform.machine(),
+        "threads": torch.get_num_threads(), "torch": torch.__version__, "cpu": cpu_name(),
         "date": datetime.now(timezone.utc).strftime("%Y-%m-%d"), "results": results,
     }
 

@@ -1,7 +1,10 @@
-"""`tdn bench model` runs end to end on a small model and reports what it measured (no timing asserted)."""
+"""`tdn bench model` runs end to end on a small model and reports what it measured (no timing asserted);
+the record helpers the benchmark scripts share."""
 import json
 
-from tdn.bench import bench_model
+import torch
+
+from tdn.bench import bench_model, emit_record, machine
 from tdn.cli import main
 
 
@@ -19,3 +22,11 @@ def test_bench_cli_json(capsys):
                  "--json"]) == 0
     report = json.loads(capsys.readouterr().out)
     assert set(report["results"]) == {"fp32"} and report["runs"] == 1
+
+
+def test_emit_record_prints_and_writes_the_same_json(tmp_path, capsys):
+    record = {"benchmark": "x", "machine": machine(), "ms": [1.5, 2.0]}
+    out = tmp_path / "new_dir" / "x.json"
+    emit_record(record, str(out))
+    assert json.loads(capsys.readouterr().out) == record == json.loads(out.read_text())
+    assert f"torch {torch.__version__}" in record["machine"] and "cores" in record["machine"]
