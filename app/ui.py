@@ -156,6 +156,7 @@ def build_ui(host: ModelHost, config: Config) -> gr.Blocks:
                 old.unlink(missing_ok=True)
             video = views.render_clip_video(clip, result, service.labels, out,
                                             threshold=threshold, heatmap=heatmap, k=host.config.pipeline.topk,
+                                            spec=service.spec,
                                             progress=lambda done: progress(0.9 + 0.1 * done,
                                                                            desc="drawing the annotated video"))
         except (ValueError, FileNotFoundError) as exc:  # not a video, unreadable, too large, ...

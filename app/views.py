@@ -101,13 +101,13 @@ def timeline_rows(result: ClipPrediction, labels: list[str] | None, classes: int
 
 
 def render_clip_video(path: str | Path, result: ClipPrediction, labels: list[str] | None, out_path: str | Path, *,
-                      threshold: float, heatmap: str, k: int, max_side: int = 480,
-                      progress: Callable[[float], None] | None = None) -> Path:
+                      threshold: float, heatmap: str, k: int, spec: PreprocessSpec | None = None,
+                      max_side: int = 480, progress: Callable[[float], None] | None = None) -> Path:
     """Write ``path`` again as a VP8 WebM (plays in every browser) with, on each frame, the
     prediction of the newest sliding window that ended at or before it, and the clip-level
-    prediction as the title. The ``"rgb"`` heat map uses the frame's last L frames; clip windows
-    carry no S-TDM response, so ``"stdm"`` draws no map here. ``progress`` gets the fraction of
-    frames written, every 25 frames."""
+    prediction as the title. The ``"rgb"`` heat map uses the frame's last L frames; ``"stdm"``
+    that window's S-TDM response placed over ``spec``'s centre crop. ``progress`` gets the
+    fraction of frames written, every 25 frames."""
     windows = result.windows or []
     probs = window_probabilities(result) if windows else np.zeros((0, 0), np.float32)
     clip_top = next(iter(topk_scores(result.scores, labels, 1).items()))
@@ -135,8 +135,10 @@ def render_clip_video(path: str | Path, result: ClipPrediction, labels: list[str
                 current += 1
             topk = [] if current < 0 else [(label_name(labels, int(c)), float(probs[current, c]))
                                            for c in np.argsort(-probs[current], kind="stable")[:k]]
-            shown = annotate(frame, topk, threshold=threshold, heatmap="rgb" if heatmap == "rgb" else "none",
-                             segment=recent, title=title)
+            response = None if current < 0 or windows[current].response is None \
+                else windows[current].response.astype(np.float32)
+            shown = annotate(frame, topk, threshold=threshold, heatmap=heatmap, segment=recent, response=response,
+                             spec=spec, title=title)
             if writer is None:
                 writer = cv2.VideoWriter(str(out_path), cv2.VideoWriter_fourcc(*"VP80"), result.fps,
                                          (shown.shape[1], shown.shape[0]))

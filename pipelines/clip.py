@@ -52,10 +52,13 @@ class ClipError(ValueError):
 
 @dataclass(frozen=True)
 class ClipWindow:
-    """One sliding window of a clip: ``time`` is its newest frame's time in the clip (s)."""
+    """One sliding window of a clip: ``time`` is its newest frame's time in the clip (s);
+    ``response``: the S-TDM response of its newest segment, float16 ``(S/4, S/4)`` over the
+    centre crop, kept for the annotated video (None for variants without S-TDM)."""
 
     time: float
     logits: torch.Tensor
+    response: np.ndarray | None = None
 
 
 @dataclass(frozen=True)
@@ -245,7 +248,8 @@ def sliding_windows(engine, path: str | Path, *, window_seconds: float = 2.0, ma
 
     def flush():
         for result in engine.run_windows(pending):
-            results.append(ClipWindow(time=result.window.newest_t, logits=result.logits))
+            response = None if result.response is None else result.response.numpy().astype(np.float16)
+            results.append(ClipWindow(time=result.window.newest_t, logits=result.logits, response=response))
         pending.clear()
 
     try:

@@ -114,12 +114,12 @@ def test_stream_summary_shows_label_state_and_figures():
     assert "waiting for the first window" in views.stream_summary(stats, None, 0.0)
 
 
-def clip_result(num_windows=4, fps=10.0) -> ClipPrediction:
+def clip_result(num_windows=4, fps=10.0, response=None) -> ClipPrediction:
     windows = []
     for i in range(num_windows):
         logits = torch.tensor([0.0, 0.0, 0.0])
         logits[i % 2] = 3.0  # alternates: moving left, moving right, ...
-        windows.append(ClipWindow(time=0.5 + 0.5 * i, logits=logits))
+        windows.append(ClipWindow(time=0.5 + 0.5 * i, logits=logits, response=response))
     return ClipPrediction(source="clip.mp4", scores=np.array([0.5, 0.4, 0.1], np.float32), views="1x1", frames=30,
                           fps=fps, windows=windows)
 
@@ -164,3 +164,24 @@ def test_overlay_annotate_stdm_needs_response_and_spec():
     plain = annotate(frame, [("x", 0.5)])
     assert np.array_equal(annotate(frame, [("x", 0.5)], heatmap="stdm", response=None, spec=SPEC), plain)
     assert np.array_equal(annotate(frame, [("x", 0.5)], heatmap="stdm", response=np.ones((16, 16)), spec=None), plain)
+
+
+def test_annotated_clip_video_draws_each_windows_stdm_response_over_the_crop(tmp_path):
+    from media import write_video
+
+    frames = [np.full((48, 64, 3), 90, np.uint8) for _ in range(30)]
+    clip = write_video(tmp_path / "clip.mp4", frames, fps=10.0)
+    response = np.zeros((16, 16), np.float16)
+    response[:, 8:] = 1.0  # the right half of the crop responds
+    out = views.render_clip_video(clip, clip_result(response=response), LABELS, tmp_path / "stdm.webm",
+                                  threshold=0.0, heatmap="stdm", k=2, spec=SPEC)
+    capture = cv2.VideoCapture(str(out))
+    decoded = [capture.read()[1] for _ in range(30)]
+    capture.release()
+    colour = lambda bgr: np.abs(bgr.astype(int) - bgr.mean(axis=2, keepdims=True)).sum(axis=2) > 60  # noqa: E731
+    x0, y0, x1, y1 = crop_box(360, 480, SPEC)  # the displayed frame is 480x360
+    mid = (x0 + x1) // 2
+    rows = slice(y1 - 60, y1 - 10)  # below the top-k panel
+    before, after = colour(decoded[2]), colour(decoded[20])  # the first window ends at 0.5 s (frame 5)
+    assert not before[rows].any()
+    assert after[rows, mid + 10:x1 - 10].mean() > 0.9 and not after[rows, x0 + 10:mid - 10].any()

@@ -199,6 +199,9 @@ def test_clip_prediction_views_and_windows(model, tmp_path):
     # 2.4 s at 25 fps, windows of 1 s with T=4 (a new centre every 0.25 s): the live scheduler's windows
     assert len(result.windows) == 6
     assert [w.time for w in result.windows] == sorted(w.time for w in result.windows)
+    side = SPEC.input_size // 4  # each window keeps its newest segment's S-TDM response for the annotated video
+    assert all(w.response.shape == (side, side) and w.response.dtype == np.float16 for w in result.windows)
+    assert all(np.isfinite(w.response).all() and w.response.max() > 0 for w in result.windows)
     assert seen[0] == 0.0 and seen[-1] == 1.0
     assert len(engine.cache) == 0  # the clip's private cache entries are dropped afterwards
     single = predict_clip(engine, clip, views="1x1")
@@ -216,6 +219,7 @@ def test_clip_per_window_matches_direct_model_call(model, tmp_path):
     for a, b in zip(cached.windows, fresh.windows):
         assert a.time == b.time
         assert (a.logits - b.logits).abs().max().item() <= 1e-4
+        np.testing.assert_allclose(a.response.astype(np.float32), b.response.astype(np.float32), rtol=2e-3, atol=1e-4)
 
 
 @pytest.mark.parametrize("make, error, match", [
