@@ -2,10 +2,11 @@
 
 Windows arrive from each stream's scheduler through :meth:`InferenceEngine.submit`. Each
 stream has ONE pending slot: a window that arrives while the previous one of its stream still
-waits replaces it (latest wins) and the replaced one counts as dropped. The engine thread takes
-ready windows across streams (oldest first, at most ``max_batch``, waiting up to
-``max_wait_ms`` for a batch to fill), so a slow model shows as dropped windows and a lower
-prediction rate, never as a growing queue.
+waits replaces it (latest wins) and the replaced one counts as dropped; the stream keeps its
+place in line. The engine thread takes ready windows across streams (the streams waiting
+longest first, at most ``max_batch``, waiting up to ``max_wait_ms`` for a batch to fill), so a
+slow model shows as dropped windows and a lower prediction rate, shared evenly by the streams,
+never as a growing queue.
 
 Per-segment early features (``model.forward_segments``: stem, stage 1, S-TDM) are cached in a
 bounded :class:`SegmentCache` keyed by ``(stream, centre time, frame indices)``; consecutive
@@ -141,7 +142,7 @@ class InferenceEngine:
         self.cache = SegmentCache(cache_capacity or 2 * max_batch * self.num_segments)
         self.on_result = on_result
         self.model_lock = threading.Lock()  # one model call at a time (live batches, clip predictions)
-        self._pending: dict[str, tuple[float, Window]] = {}  # stream -> (submit time, window): one slot each
+        self._pending: dict[str, tuple[float, Window]] = {}  # stream -> (waiting since, window): one slot each
         self._cond = threading.Condition()
         self._stats = EngineStats()
         self._thread: threading.Thread | None = None
@@ -165,16 +166,21 @@ class InferenceEngine:
 
     # -- input -----------------------------------------------------------------------------
     def submit(self, window: Window) -> None:
-        """Queue ``window`` for its stream, replacing (and counting as dropped) one still pending."""
+        """Queue ``window`` for its stream, replacing (and counting as dropped) one still pending.
+
+        A replacement keeps the time the stream began waiting: when the model cannot keep up
+        with all streams, a stream passed over for one batch is first in line for the next.
+        """
         if len(window.centres) != self.num_segments:
             raise ValueError(f"window of stream {window.stream} has {len(window.centres)} segments; "
                              f"the model expects {self.num_segments}")
         with self._cond:
             counters = self._stats.streams.setdefault(window.stream, StreamCounters())
             counters.submitted += 1
-            if window.stream in self._pending:
+            previous = self._pending.get(window.stream)
+            if previous is not None:
                 counters.dropped += 1
-            self._pending[window.stream] = (time.monotonic(), window)
+            self._pending[window.stream] = (time.monotonic() if previous is None else previous[0], window)
             self._cond.notify_all()
 
     def forget_stream(self, stream: str) -> None:
@@ -216,11 +222,11 @@ class InferenceEngine:
                     return None
                 if self._pending:  # (a removed stream may have taken the only pending window)
                     break
-            oldest_first = sorted(self._pending.items(), key=lambda item: item[1][0])[: self.max_batch]
-            for stream, _ in oldest_first:
+            longest_waiting = sorted(self._pending.items(), key=lambda item: item[1][0])[: self.max_batch]
+            for stream, _ in longest_waiting:
                 del self._pending[stream]
             self._busy = True
-            return [window for _, (_, window) in oldest_first]
+            return [window for _, (_, window) in longest_waiting]
 
     def _loop(self) -> None:
         while True:

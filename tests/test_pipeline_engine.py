@@ -172,3 +172,19 @@ def test_removing_a_stream_while_a_batch_fills_is_harmless(model, preprocessor, 
         engine.stop()
     assert [r.window.stream for r in results] == ["kept"]
     assert not [r for r in caplog.records if r.levelname == "ERROR"]
+
+
+def test_streams_passed_over_for_a_full_batch_are_first_in_the_next(model, preprocessor):
+    """More streams than a batch holds: a stream whose window was replaced while it waited keeps
+    its place in line, so every stream is served in turn (not the same ones batch after batch)."""
+    frames = moving_frames(40)
+    engine = InferenceEngine(model, preprocessor, max_batch=2, max_wait_ms=0)  # not started: batches taken by hand
+    streams = ["a", "b", "c", "d"]
+    served = []
+    for k in range(4):  # each round every stream submits a new window, always in the same order
+        for s in streams:
+            engine.submit(window_at(frames, s, 2 + k, 2))
+        served.append(sorted(w.stream for w in engine._take_batch()))
+    assert served == [["a", "b"], ["c", "d"], ["a", "b"], ["c", "d"]]
+    counters = engine.stats().streams
+    assert {s: counters[s].dropped for s in streams} == {"a": 1, "b": 1, "c": 2, "d": 2}
