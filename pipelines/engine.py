@@ -2,11 +2,11 @@
 
 Windows arrive from each stream's scheduler through :meth:`InferenceEngine.submit`. Each
 stream has ONE pending slot: a window that arrives while the previous one of its stream still
-waits replaces it (latest wins) and the replaced one counts as dropped; the stream keeps its
-place in line. The engine thread takes ready windows across streams (the streams waiting
-longest first, at most ``max_batch``, waiting up to ``max_wait_ms`` for a batch to fill), so a
-slow model shows as dropped windows and a lower prediction rate, shared evenly by the streams,
-never as a growing queue.
+waits replaces it (latest wins) and the replaced one counts as dropped. The engine thread takes
+ready windows across streams (at most ``max_batch``, waiting up to ``max_wait_ms`` for a batch
+to fill) in round-robin order: a stream just served goes to the back of the line. So a slow
+model shows as dropped windows and a lower prediction rate, shared evenly by the streams, never
+as a growing queue.
 
 Per-segment early features (``model.forward_segments``: stem, stage 1, S-TDM) are cached in a
 bounded :class:`SegmentCache` keyed by ``(stream, centre time, frame indices)``; consecutive
@@ -143,6 +143,7 @@ class InferenceEngine:
         self.on_result = on_result
         self.model_lock = threading.Lock()  # one model call at a time (live batches, clip predictions)
         self._pending: dict[str, tuple[float, Window]] = {}  # stream -> (waiting since, window): one slot each
+        self._turns: OrderedDict[str, None] = OrderedDict()  # every known stream, next to be served first
         self._cond = threading.Condition()
         self._stats = EngineStats()
         self._thread: threading.Thread | None = None
@@ -168,8 +169,8 @@ class InferenceEngine:
     def submit(self, window: Window) -> None:
         """Queue ``window`` for its stream, replacing (and counting as dropped) one still pending.
 
-        A replacement keeps the time the stream began waiting: when the model cannot keep up
-        with all streams, a stream passed over for one batch is first in line for the next.
+        A replacement keeps the time the stream began waiting (which starts the batch's
+        ``max_wait`` clock) and the stream's place in the round-robin line.
         """
         if len(window.centres) != self.num_segments:
             raise ValueError(f"window of stream {window.stream} has {len(window.centres)} segments; "
@@ -181,12 +182,14 @@ class InferenceEngine:
             if previous is not None:
                 counters.dropped += 1
             self._pending[window.stream] = (time.monotonic() if previous is None else previous[0], window)
+            self._turns.setdefault(window.stream)  # a new stream joins the back of the line
             self._cond.notify_all()
 
     def forget_stream(self, stream: str) -> None:
         """Drop a removed stream's pending window, cached segments and counters."""
         with self._cond:
             self._pending.pop(stream, None)
+            self._turns.pop(stream, None)
             self._stats.streams.pop(stream, None)
         with self.model_lock:
             self.cache.drop_stream(stream)
@@ -222,11 +225,11 @@ class InferenceEngine:
                     return None
                 if self._pending:  # (a removed stream may have taken the only pending window)
                     break
-            longest_waiting = sorted(self._pending.items(), key=lambda item: item[1][0])[: self.max_batch]
-            for stream, _ in longest_waiting:
-                del self._pending[stream]
+            chosen = [stream for stream in self._turns if stream in self._pending][: self.max_batch]
+            for stream in chosen:
+                self._turns.move_to_end(stream)  # served: to the back of the line
             self._busy = True
-            return [window for _, (_, window) in longest_waiting]
+            return [self._pending.pop(stream)[1] for stream in chosen]
 
     def _loop(self) -> None:
         while True:
