@@ -6,6 +6,9 @@ inference mode, and the same precision. Both start from the same float32 clip an
 their own input (precision, channels_last) inside the timed call. Runs alternate between
 the two models so that a noisy, shared machine slows both alike; the ratio is the figure
 to read.
+
+Also the record helpers the scripts in ``benchmarks/`` share: :func:`machine`, :func:`utc_now`,
+:func:`emit_record`.
 """
 from __future__ import annotations
 
