@@ -107,7 +107,7 @@ def bench_model(arch: str = "resnet50", num_segments: int = 8, size: int = 224, 
     return {
         "arch": arch, "num_segments": num_segments, "size": size, "batch": 1, "runs": runs,
         "threads": torch.get_num_threads(), "torch": torch.__version__, "cpu": cpu_name(),
-        "date": datetime.now(timezone.utc).strftime("%Y-%m-%d"), "results": results,
+        "date": utc_now(), "results": results,
     }
 
 
