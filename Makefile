@@ -16,7 +16,7 @@ system-deps:
 	bash scripts/install-system-deps.sh
 
 app: $(VENV)/.installed
-	$(VENV)/bin/tdn app
+	$(VENV)/bin/tdn app $(APP_ARGS)
 
 test: $(VENV)/.installed system-deps
 	$(VENV)/bin/python -m pytest -ra $(PYTEST_ARGS)

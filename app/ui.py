@@ -51,7 +51,9 @@ def build_ui(host: ModelHost, config: Config) -> gr.Blocks:
     """The app's ``gr.Blocks``; ``host`` holds the model service shared by all tabs."""
     app_cfg = config.app
     sessions: dict[str, BrowserSession] = {}  # Gradio session hash -> its tab's session (for unload)
-    clip_videos = Path(tempfile.mkdtemp(prefix="tdn_clips_", dir=get_upload_folder()))
+    upload_folder = Path(get_upload_folder())
+    upload_folder.mkdir(parents=True, exist_ok=True)  # Gradio makes it on the first upload; a new machine has none
+    clip_videos = Path(tempfile.mkdtemp(prefix="tdn_clips_", dir=upload_folder))
 
     def open_session(request: gr.Request) -> BrowserSession:
         session = BrowserSession(host, app_cfg.max_cameras)

@@ -6,7 +6,7 @@ is red and right half blue, with a square moving across it. Screenshots go to ``
 """
 from __future__ import annotations
 
-import contextlib
+import queue
 import re
 import time
 from collections import Counter
@@ -16,20 +16,19 @@ import numpy as np
 import pytest
 import torch
 
+from browser import CHROMIUM, TIMEOUT_MS, chromium, open_page, screenshot
 from conftest import RtspServer, free_port
 from media import write_not_a_video, write_video, write_y4m
+from pipelines.service import StreamPrediction
 from tdn.api import DEMO_WEIGHTS
 from tdn.checkpoint import ModelMeta, save_model
-from tdn.config import REPO_ROOT, load_config
+from tdn.config import load_config
 from tdn.model import TDN, TDNConfig
 from tdn.synth import CLASSES, ClipSpec, render_clip
 
-CHROMIUM = "/usr/bin/chromium"
-ARTIFACTS = REPO_ROOT / "artifacts"
 LABELS = ["moving left", "moving right", "moving up", "moving down", "rotating clockwise",
           "rotating counterclockwise", "approaching", "receding", "still"]
 LABEL_PATTERN = re.compile("|".join(re.escape(name) for name in LABELS))
-TIMEOUT_MS = 60_000
 
 pytestmark = [
     pytest.mark.slow,
@@ -88,33 +87,6 @@ def playwright():
         yield p
 
 
-@contextlib.contextmanager
-def chromium(playwright, fake_camera: Path):
-    """Debian's Chromium, headless, whose fake camera plays ``fake_camera`` (a .y4m) in a loop."""
-    browser = playwright.chromium.launch(executable_path=CHROMIUM, args=[
-        "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-        "--disable-component-update", "--disable-sync", "--use-fake-ui-for-media-stream",
-        "--use-fake-device-for-media-stream", f"--use-file-for-fake-video-capture={fake_camera}",
-    ])
-    try:
-        yield browser
-    finally:
-        browser.close()
-
-
-@contextlib.contextmanager
-def open_page(browser, url: str):
-    context = browser.new_context(permissions=["camera"], viewport={"width": 1280, "height": 1000})
-    page = context.new_page()
-    page.set_default_timeout(TIMEOUT_MS)
-    page.goto(url)
-    page.get_by_text("TDN live action recognition").first.wait_for()
-    try:
-        yield page
-    finally:
-        context.close()
-
-
 def upload_clip(page, path: Path) -> None:
     """Upload through the file chooser, as a person would (the box's click opens it)."""
     with page.expect_file_chooser() as chooser:
@@ -138,11 +110,6 @@ def browser(playwright, media_dir):
 def page(browser, app_server):
     with open_page(browser, app_server[0]) as page:
         yield page
-
-
-def screenshot(page, name: str) -> None:
-    ARTIFACTS.mkdir(exist_ok=True)
-    page.screenshot(path=str(ARTIFACTS / name), full_page=True)
 
 
 def test_webcam_shows_label_and_annotated_frame_and_model_sees_unmirrored_frames(page, app_server):
@@ -242,16 +209,17 @@ def test_demo_model_calls_leftward_motion_through_the_mirrored_webcam_moving_lef
                 start_webcam(page)
                 page.locator("#webcam-info").get_by_text(LABEL_PATTERN).first.wait_for()
                 [stream] = [s for s in host.service.streams() if s.startswith("webcam")]
-                seen = None
-                deadline = time.monotonic() + 20
-                while time.monotonic() < deadline:  # one vote per new prediction
-                    latest = host.service.latest(stream)
-                    if latest is not None and latest is not seen:
-                        seen = latest
-                        top1[latest.prediction.topk[0][0]] += 1
+                votes: queue.Queue[str] = queue.Queue()  # one vote per prediction, however fast they come
+                unsubscribe = host.service.subscribe(
+                    lambda e: votes.put(e.prediction.topk[0][0])
+                    if isinstance(e, StreamPrediction) and e.stream == stream else None)
+                try:
+                    while sum(top1.values()) < 10:
+                        top1[votes.get(timeout=120)] += 1
                         if top1["moving left"] == 3:  # a picture of the page while it says so
                             screenshot(page, "app_webcam_demo_model.png")
-                    time.sleep(0.2)
+                finally:
+                    unsubscribe()
     finally:
         demo.close()
         host.close()
