@@ -29,17 +29,9 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from pipelines.service import RecognitionService, StreamPrediction  # noqa: E402
-from tdn.bench import emit_record, machine, utc_now  # noqa: E402
+from tdn.bench import emit_record, machine, rss_mb, utc_now  # noqa: E402
 from tdn.config import load_config, parse_override  # noqa: E402
 from tdn.synth import CLASSES, ClipSpec, render_clip, write_video  # noqa: E402
-
-
-def rss_mb() -> float:
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024.0
-    return float("nan")
 
 
 def make_stream_clip(path: Path, *, width: int, height: int, fps: int, seconds_per_class: float, seed: int) -> Path:

@@ -7,7 +7,7 @@ their own input (precision, channels_last) inside the timed call. Runs alternate
 the two models so that a noisy, shared machine slows both alike; the ratio is the figure
 to read.
 
-Also the record helpers the scripts in ``benchmarks/`` share: :func:`machine`, :func:`utc_now`,
+Also the record helpers the scripts in ``benchmarks/`` share: :func:`machine`, :func:`rss_mb`, :func:`utc_now`,
 :func:`emit_record`.
 """
 from __future__ import annotations
@@ -43,6 +43,18 @@ def cpu_name() -> str:
 def machine() -> str:
     """Where a benchmark runs: CPU, cores, torch version and threads."""
     return f"{cpu_name()}, {os.cpu_count()} cores, torch {torch.__version__}, {torch.get_num_threads()} threads"
+
+
+def rss_mb() -> float:
+    """This process's resident memory (MiB), from /proc/self/status; NaN where there is none."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) / 1024.0
+    except OSError:
+        pass
+    return float("nan")
 
 
 def utc_now() -> str:
