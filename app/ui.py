@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import tempfile
 import uuid
+import weakref
 from pathlib import Path
 
 import gradio as gr
@@ -19,7 +20,7 @@ from gradio.utils import get_upload_folder
 from app import views
 from app.inputs import (LABELS_DIR, VIDEO_SUFFIXES, WEIGHTS_DIR, check_upload, label_choices, parse_camera_source,
                         resolve_in_weights, weights_choices)
-from app.sessions import BrowserSession, ModelHost
+from app.sessions import BrowserSession, ModelHost, StreamLimitError
 from pipelines.clip import VIEWS
 from pipelines.masking import mask_credentials
 from tdn.config import Config
@@ -50,7 +51,8 @@ def _model_summary(host: ModelHost) -> str:
 def build_ui(host: ModelHost, config: Config) -> gr.Blocks:
     """The app's ``gr.Blocks``; ``host`` holds the model service shared by all tabs."""
     app_cfg = config.app
-    sessions: dict[str, BrowserSession] = {}  # Gradio session hash -> its tab's session (for unload)
+    # Gradio session hash -> its tab's session, for unload; an entry goes when Gradio drops the tab's state
+    sessions: weakref.WeakValueDictionary[str, BrowserSession] = weakref.WeakValueDictionary()
     clip_videos = Path(tempfile.mkdtemp(prefix="tdn_clips_", dir=get_upload_folder()))
 
     def open_session(request: gr.Request) -> BrowserSession:
@@ -77,7 +79,10 @@ def build_ui(host: ModelHost, config: Config) -> gr.Blocks:
             return gr.skip(), gr.skip()
         frame = views.camera_view(image, mirrored=app_cfg.mirror_preview)
         service = host.service
-        stream = session.webcam_stream()
+        try:
+            stream = session.webcam_stream()
+        except StreamLimitError as exc:  # the next frame asks again
+            return gr.skip(), f"⚠️ {exc}"
         try:
             service.push_frame(stream, frame)
             latest = service.latest(stream)
@@ -264,7 +269,7 @@ def build_ui(host: ModelHost, config: Config) -> gr.Blocks:
         demo.unload(close_session)
         webcam.stream(on_webcam_frame, [webcam, session, threshold, heatmap], [webcam_out, webcam_info],
                       stream_every=app_cfg.stream_every, time_limit=app_cfg.webcam_time_limit,
-                      concurrency_limit=app_cfg.webcam_sessions, show_progress="hidden")
+                      concurrency_limit=None, show_progress="hidden")  # webcams are limited by ModelHost
         webcam.clear(on_webcam_stop, session, webcam_info)
         add_camera.click(on_add_camera, [camera_text, session], [camera_text, camera_message])
         camera_text.submit(on_add_camera, [camera_text, session], [camera_text, camera_message])
