@@ -16,10 +16,12 @@ from pathlib import Path
 import gradio as gr
 import pandas as pd
 from gradio.utils import get_upload_folder
+from starlette.middleware import Middleware
 
 from app import views
 from app.inputs import (LABELS_DIR, VIDEO_SUFFIXES, WEIGHTS_DIR, check_upload, label_choices, parse_camera_source,
                         resolve_in_weights, weights_choices)
+from app.login import LoginRateLimit, LoginThrottle
 from app.sessions import BrowserSession, ModelHost, StreamLimitError
 from pipelines.clip import VIEWS
 from pipelines.masking import mask_credentials
@@ -285,14 +287,17 @@ def build_ui(host: ModelHost, config: Config) -> gr.Blocks:
 
 
 def launch(config: Config, *, auth: tuple[str, str] | None = None, prevent_thread_lock: bool = False,
-           quiet: bool = False, host: ModelHost | None = None) -> tuple[gr.Blocks, ModelHost]:
-    """Load the model, build the UI and serve it on ``app.host:app.port``."""
+           quiet: bool = False, host: ModelHost | None = None,
+           login_throttle: LoginThrottle | None = None) -> tuple[gr.Blocks, ModelHost]:
+    """Load the model, build the UI and serve it on ``app.host:app.port``; with ``auth``, login
+    attempts go through ``login_throttle`` (a fresh :class:`~app.login.LoginThrottle` by default)."""
     host = host if host is not None else ModelHost(config)
     demo = build_ui(host, config)
     demo.queue(default_concurrency_limit=4)
+    middleware = [Middleware(LoginRateLimit, throttle=login_throttle or LoginThrottle())] if auth else []
     demo.launch(server_name=config.app.host, server_port=config.app.port, auth=auth,
                 max_file_size=f"{config.app.max_upload_mb}mb", prevent_thread_lock=prevent_thread_lock,
-                show_error=True, quiet=quiet)
+                show_error=True, quiet=quiet, app_kwargs={"middleware": middleware})
     if not prevent_thread_lock:
         host.close()
     return demo, host
