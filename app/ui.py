@@ -294,7 +294,8 @@ def launch(config: Config, *, auth: tuple[str, str] | None = None, prevent_threa
     host = host if host is not None else ModelHost(config)
     demo = build_ui(host, config)
     demo.queue(default_concurrency_limit=4)
-    middleware = [Middleware(LoginRateLimit, throttle=login_throttle or LoginThrottle())] if auth else []
+    throttle = login_throttle if login_throttle is not None else LoginThrottle()
+    middleware = [Middleware(LoginRateLimit, throttle=throttle)] if auth else []
     demo.launch(server_name=config.app.host, server_port=config.app.port, auth=auth,
                 max_file_size=f"{config.app.max_upload_mb}mb", prevent_thread_lock=prevent_thread_lock,
                 show_error=True, quiet=quiet, app_kwargs={"middleware": middleware})

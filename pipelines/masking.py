@@ -37,8 +37,8 @@ SECRET_WORDS = ("pass", "pwd", "secret", "token", "auth", "credential", "session
 SECRET_AFFIXES = ("key", "sig", "user", "login", "sid", "pw")
 
 _SCHEME = re.compile(r"\b[a-zA-Z][a-zA-Z0-9+.\-]*://")
-# an '@' that ends a userinfo: a host (name, IPv4, [IPv6]), an optional port, then where a host can end
-_AT_HOST = re.compile(r"@(?:\[[0-9A-Fa-f:.]*\]|[\w.\-~%]+)(?P<port>:\d*)?(?=(?P<after>[/?#\s\"'<>),;]|$))")
+# an '@' that ends a userinfo: a host (name, IPv4, [IPv6]; may be missing), an optional port, then where a host can end
+_AT_HOST = re.compile(r"@(?:\[[0-9A-Fa-f:.]*\]|[\w.\-~%]+)?(?P<port>:\d*)?(?=(?P<after>[/?#\s\"'<>),;]|$))")
 _PLAIN_AUTHORITY = re.compile(r"[\w.\-~%]+(?::\d+)?/")  # host[:port]/ with no userinfo
 _PARAM = re.compile(r"(?P<lead>[?&;#])(?P<name>[^=&;#?\s/]+)=(?P<value>[^&;#?\s\"'<>]*)")
 
