@@ -93,10 +93,6 @@ class ModelHost:
         except ValueError:
             pass  # already gone
 
-    def open_streams(self) -> int:
-        with self._admit_lock:
-            return len(self._owners)
-
     # -- idle tabs ------------------------------------------------------------------------
     def close_idle(self, now: float | None = None) -> None:
         """Let every tab with open streams close those idle longer than ``app.idle_timeout_s``
