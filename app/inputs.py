@@ -13,6 +13,7 @@ everything a user types or picks is narrowed here:
 from __future__ import annotations
 
 import os
+import unicodedata
 from pathlib import Path
 
 from pipelines.masking import mask_credentials
@@ -25,6 +26,7 @@ WEIGHT_SUFFIXES = (".pt", ".pth", ".pth.tar", ".tar")
 VIDEO_SUFFIXES = (".mp4", ".m4v", ".mov", ".avi", ".mkv", ".webm", ".mpg", ".mpeg", ".ogv", ".y4m")
 AUTH_ENV = "TDN_APP_AUTH"
 MAX_CAMERA_INDEX = 63
+MAX_SOURCE_CHARS = 2048  # longest camera source accepted
 
 
 def parse_camera_source(text: str) -> int | str:
@@ -38,7 +40,11 @@ def parse_camera_source(text: str) -> int | str:
     text = (text or "").strip()
     if not text:
         raise ValueError("enter a camera: a device index such as 0, or a stream URL such as rtsp://host:554/path")
-    if text.isdigit():
+    if len(text) > MAX_SOURCE_CHARS:
+        raise ValueError(f"the camera source is {len(text)} characters long; at most {MAX_SOURCE_CHARS} are accepted")
+    if any(unicodedata.category(c) in ("Cc", "Cf") and not c.isspace() for c in text):
+        raise ValueError("the camera source contains control characters; type a device index or a stream URL")
+    if text.isascii() and text.isdigit():
         index = int(text)
         if index > MAX_CAMERA_INDEX:
             raise ValueError(f"camera index {index} is out of range: expected 0 to {MAX_CAMERA_INDEX}")

@@ -10,16 +10,19 @@ from __future__ import annotations
 import logging
 import tempfile
 import uuid
+import weakref
 from pathlib import Path
 
 import gradio as gr
 import pandas as pd
 from gradio.utils import get_upload_folder
+from starlette.middleware import Middleware
 
 from app import views
 from app.inputs import (LABELS_DIR, VIDEO_SUFFIXES, WEIGHTS_DIR, check_upload, label_choices, parse_camera_source,
                         resolve_in_weights, weights_choices)
-from app.sessions import BrowserSession, ModelHost
+from app.login import LoginRateLimit, LoginThrottle
+from app.sessions import BrowserSession, ModelHost, StreamLimitError
 from pipelines.clip import VIEWS
 from pipelines.masking import mask_credentials
 from tdn.config import Config
@@ -50,7 +53,8 @@ def _model_summary(host: ModelHost) -> str:
 def build_ui(host: ModelHost, config: Config) -> gr.Blocks:
     """The app's ``gr.Blocks``; ``host`` holds the model service shared by all tabs."""
     app_cfg = config.app
-    sessions: dict[str, BrowserSession] = {}  # Gradio session hash -> its tab's session (for unload)
+    # Gradio session hash -> its tab's session, for unload; an entry goes when Gradio drops the tab's state
+    sessions: weakref.WeakValueDictionary[str, BrowserSession] = weakref.WeakValueDictionary()
     upload_folder = Path(get_upload_folder())
     upload_folder.mkdir(parents=True, exist_ok=True)  # Gradio makes it on the first upload; a new machine has none
     clip_videos = Path(tempfile.mkdtemp(prefix="tdn_clips_", dir=upload_folder))
@@ -79,7 +83,10 @@ def build_ui(host: ModelHost, config: Config) -> gr.Blocks:
             return gr.skip(), gr.skip()
         frame = views.camera_view(image, mirrored=app_cfg.mirror_preview)
         service = host.service
-        stream = session.webcam_stream()
+        try:
+            stream = session.webcam_stream()
+        except StreamLimitError as exc:  # the next frame asks again
+            return gr.skip(), f"⚠️ {exc}"
         try:
             service.push_frame(stream, frame)
             latest = service.latest(stream)
@@ -266,7 +273,7 @@ def build_ui(host: ModelHost, config: Config) -> gr.Blocks:
         demo.unload(close_session)
         webcam.stream(on_webcam_frame, [webcam, session, threshold, heatmap], [webcam_out, webcam_info],
                       stream_every=app_cfg.stream_every, time_limit=app_cfg.webcam_time_limit,
-                      concurrency_limit=app_cfg.webcam_sessions, show_progress="hidden")
+                      concurrency_limit=None, show_progress="hidden")  # webcams are limited by ModelHost
         webcam.clear(on_webcam_stop, session, webcam_info)
         add_camera.click(on_add_camera, [camera_text, session], [camera_text, camera_message])
         camera_text.submit(on_add_camera, [camera_text, session], [camera_text, camera_message])
@@ -282,14 +289,18 @@ def build_ui(host: ModelHost, config: Config) -> gr.Blocks:
 
 
 def launch(config: Config, *, auth: tuple[str, str] | None = None, prevent_thread_lock: bool = False,
-           quiet: bool = False, host: ModelHost | None = None) -> tuple[gr.Blocks, ModelHost]:
-    """Load the model, build the UI and serve it on ``app.host:app.port``."""
+           quiet: bool = False, host: ModelHost | None = None,
+           login_throttle: LoginThrottle | None = None) -> tuple[gr.Blocks, ModelHost]:
+    """Load the model, build the UI and serve it on ``app.host:app.port``; with ``auth``, login
+    attempts go through ``login_throttle`` (a fresh :class:`~app.login.LoginThrottle` by default)."""
     host = host if host is not None else ModelHost(config)
     demo = build_ui(host, config)
     demo.queue(default_concurrency_limit=4)
+    throttle = login_throttle if login_throttle is not None else LoginThrottle()
+    middleware = [Middleware(LoginRateLimit, throttle=throttle)] if auth else []
     demo.launch(server_name=config.app.host, server_port=config.app.port, auth=auth,
                 max_file_size=f"{config.app.max_upload_mb}mb", prevent_thread_lock=prevent_thread_lock,
-                show_error=True, quiet=quiet)
+                show_error=True, quiet=quiet, app_kwargs={"middleware": middleware})
     if not prevent_thread_lock:
         host.close()
     return demo, host

@@ -232,26 +232,32 @@ class InferenceEngine:
             return [self._pending.pop(stream)[1] for stream in chosen]
 
     def _loop(self) -> None:
-        while True:
-            batch = self._take_batch()
-            if batch is None:
-                return
-            try:
-                results = self.run_windows(batch)
-                with self._cond:
-                    for result in results:
-                        counters = self._stats.streams.get(result.window.stream)
-                        if counters is not None:
-                            counters.predicted += 1
-                if self.on_result is not None:
-                    for result in results:
-                        self.on_result(result)
-            except Exception:  # keep serving the other streams; the failure is in the log
-                log.exception("inference or its result callback failed for a batch of %d windows", len(batch))
-            finally:
-                with self._cond:
-                    self._busy = False
-                    self._cond.notify_all()
+        while self._serve_batch():
+            pass
+
+    def _serve_batch(self) -> bool:
+        """Run the next batch and hand out its results; False when the engine stops. (A method of
+        its own so that the batch's windows, and their frames, are freed before the next wait.)"""
+        batch = self._take_batch()
+        if batch is None:
+            return False
+        try:
+            results = self.run_windows(batch)
+            with self._cond:
+                for result in results:
+                    counters = self._stats.streams.get(result.window.stream)
+                    if counters is not None:
+                        counters.predicted += 1
+            if self.on_result is not None:
+                for result in results:
+                    self.on_result(result)
+        except Exception:  # keep serving the other streams; the failure is in the log
+            log.exception("inference or its result callback failed for a batch of %d windows", len(batch))
+        finally:
+            with self._cond:
+                self._busy = False
+                self._cond.notify_all()
+        return True
 
     # -- the model -------------------------------------------------------------------------
     @torch.inference_mode()

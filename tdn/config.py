@@ -78,6 +78,8 @@ class AppConfig:
     webcam_time_limit: float = 600.0  # seconds a browser webcam stream runs before the user restarts it
     webcam_sessions: int = 4  # browser webcams served at once (Gradio concurrency limit)
     max_cameras: int = 4  # camera streams one browser session may open
+    max_streams: int = 16  # live streams (webcams and cameras of every session) the server runs at once
+    idle_timeout_s: float = 30.0  # a tab's streams close after this long without frames/refreshes (re-open on return)
     refresh_s: float = 0.25  # how often camera views and their stats refresh
     mirror_preview: bool = True  # webcam preview mirrored like a selfie (the model always sees the camera's view)
 
