@@ -16,6 +16,7 @@ import os
 import unicodedata
 from pathlib import Path
 
+from pipelines.clip import ClipError, check_clip_file
 from pipelines.masking import mask_credentials
 from pipelines.sources import STREAM_SCHEMES
 from tdn.config import REPO_ROOT
@@ -102,18 +103,21 @@ def resolve_in_weights(name: str, directory: Path = WEIGHTS_DIR) -> Path:
 
 
 def check_upload(path: str | Path, *, upload_dir: str | Path, max_mb: float) -> Path:
-    """An uploaded video: inside Gradio's ``upload_dir``, a video suffix, not empty, at most ``max_mb``."""
+    """An uploaded video: inside Gradio's ``upload_dir``, a video suffix, a non-empty readable regular
+    file (:func:`pipelines.clip.check_clip_file`), at most ``max_mb``."""
     path = Path(path).resolve()
     if not path.is_relative_to(Path(upload_dir).resolve()):
         raise ValueError("only uploaded files can be used; upload the clip again")
     if not path.name.lower().endswith(VIDEO_SUFFIXES):
         raise ValueError(f"unsupported file type {path.suffix or '(none)'!r}: expected a video "
                          f"({', '.join(VIDEO_SUFFIXES)})")
-    if not path.is_file():
-        raise FileNotFoundError("the uploaded file is gone; upload it again")
+    try:
+        check_clip_file(path)  # os.stat first: a directory, FIFO or device is refused without opening it
+    except FileNotFoundError:
+        raise FileNotFoundError("the uploaded file is gone; upload it again") from None
+    except ClipError as exc:
+        raise ValueError(str(exc).replace(str(path), path.name)) from None
     size = path.stat().st_size
-    if size == 0:
-        raise ValueError(f"{path.name} is empty")
     if size > max_mb * 1024 * 1024:
         raise ValueError(f"{path.name} is {size / 2**20:.0f} MB; the limit is {max_mb:g} MB (app.max_upload_mb)")
     return path

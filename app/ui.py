@@ -21,6 +21,7 @@ from starlette.middleware import Middleware
 from app import views
 from app.inputs import (LABELS_DIR, VIDEO_SUFFIXES, WEIGHTS_DIR, check_upload, label_choices, parse_camera_source,
                         resolve_in_weights, weights_choices)
+from app.jobs import Busy, JobGate
 from app.login import LoginRateLimit, LoginThrottle
 from app.sessions import BrowserSession, ModelHost, StreamLimitError
 from pipelines.clip import VIEWS
@@ -58,6 +59,7 @@ def build_ui(host: ModelHost, config: Config) -> gr.Blocks:
     upload_folder = Path(get_upload_folder())
     upload_folder.mkdir(parents=True, exist_ok=True)  # Gradio makes it on the first upload; a new machine has none
     clip_videos = Path(tempfile.mkdtemp(prefix="tdn_clips_", dir=upload_folder))
+    clip_gate = JobGate(app_cfg.clip_jobs, app_cfg.clip_queue)  # across all sessions
 
     def open_session(request: gr.Request) -> BrowserSession:
         session = BrowserSession(host, app_cfg.max_cameras)
@@ -155,19 +157,23 @@ def build_ui(host: ModelHost, config: Config) -> gr.Blocks:
             return None, "⚠️ upload a video first", None, None
         try:
             clip = check_upload(path, upload_dir=get_upload_folder(), max_mb=app_cfg.max_upload_mb)
-            service = host.service
-            progress(0.0, desc="reading the clip")
-            result = service.predict_clip(clip, views=views_choice, per_window=True,
-                                          progress=lambda done, what: progress(0.9 * done, desc=what))
-            progress(0.9, desc="drawing the annotated video")
-            out = clip_videos / f"{clip.stem}_{uuid.uuid4().hex[:8]}_annotated.webm"
-            for old in sorted(clip_videos.iterdir(), key=lambda f: f.stat().st_mtime)[:-KEPT_CLIP_VIDEOS]:
-                old.unlink(missing_ok=True)
-            video = views.render_clip_video(clip, result, service.labels, out,
-                                            threshold=threshold, heatmap=heatmap, k=host.config.pipeline.topk,
-                                            spec=service.spec,
-                                            progress=lambda done: progress(0.9 + 0.1 * done,
-                                                                           desc="drawing the annotated video"))
+            with clip_gate.turn(on_wait=lambda: progress(0.0, desc="waiting for other clip jobs to finish")):
+                service = host.service
+                progress(0.0, desc="reading the clip")
+                result = service.predict_clip(clip, views=views_choice, per_window=True,
+                                              progress=lambda done, what: progress(0.9 * done, desc=what))
+                progress(0.9, desc="drawing the annotated video")
+                out = clip_videos / f"{clip.stem}_{uuid.uuid4().hex[:8]}_annotated.webm"
+                for old in sorted(clip_videos.iterdir(), key=lambda f: f.stat().st_mtime)[:-KEPT_CLIP_VIDEOS]:
+                    old.unlink(missing_ok=True)
+                video = views.render_clip_video(clip, result, service.labels, out,
+                                                threshold=threshold, heatmap=heatmap, k=host.config.pipeline.topk,
+                                                spec=service.spec,
+                                                progress=lambda done: progress(0.9 + 0.1 * done,
+                                                                               desc="drawing the annotated video"))
+        except Busy as exc:
+            gr.Warning(str(exc))
+            return None, f"⚠️ {exc}", None, None
         except (ValueError, FileNotFoundError) as exc:  # not a video, unreadable, too large, ...
             message = str(exc)
             for shown in {str(path), str(Path(path).resolve())}:  # the file's name, not the server's folders
@@ -180,6 +186,9 @@ def build_ui(host: ModelHost, config: Config) -> gr.Blocks:
         claimed = top_label if top_score >= threshold else "nothing above threshold"
         summary = (f"**{claimed}** ({result.views} views, {result.frames} frames at {result.fps:.1f} fps, "
                    f"{len(result.windows or [])} sliding windows)")
+        if result.warning:
+            gr.Warning(result.warning)
+            summary += f"\n\n⚠️ {result.warning}"
         return scores, summary, str(video), timeline
 
     # -- model panel -------------------------------------------------------------------------
@@ -282,7 +291,8 @@ def build_ui(host: ModelHost, config: Config) -> gr.Blocks:
         refresh.tick(camera_slots, [session, threshold, heatmap], slot_outputs, show_progress="hidden",
                      concurrency_limit=None)
         clip_go.click(on_clip, [clip_in, clip_views, threshold, heatmap],
-                      [clip_label, clip_summary, clip_video, clip_timeline], concurrency_limit=1)
+                      [clip_label, clip_summary, clip_video, clip_timeline],
+                      concurrency_limit=None)  # no Gradio queue: clip_gate runs, queues or turns requests away
         load.click(on_load_model, [weights_in, labels_in, segments_in, precision_in, device_in, smoothing_in],
                    model_info, concurrency_limit=1)
     return demo

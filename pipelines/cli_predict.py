@@ -1,9 +1,10 @@
 """``tdn predict CLIP [CLIP ...]``: clip-level predictions for video files.
 
 One line per clip; with ``--json``: ``{"source": path, "topk": [{"label", "score"}, ...]}``
-(plus ``"windows": [{"time": s, "topk": [...]}, ...]`` with ``--windows``), or
-``{"source": path, "error": "..."}`` for a clip that cannot be read - the other clips still
-run and the exit code is 1. Protocol: :mod:`pipelines.clip` (``--views 1x1`` or ``10x3``).
+(plus ``"windows": [{"time": s, "topk": [...]}, ...]`` with ``--windows``, and ``"warning": "..."``
+for a clip only partly decodable, also printed to stderr), or ``{"source": path, "error": "..."}``
+for a clip that cannot be read - the other clips still run and the exit code is 1. Protocol:
+:mod:`pipelines.clip` (``--views 1x1`` or ``10x3``).
 """
 from __future__ import annotations
 
@@ -51,7 +52,7 @@ def _format_text(record: dict) -> str:
     if "error" in record:
         return f"{record['source']}: error: {record['error']}"
     labels = ", ".join(f"{e['label']} {e['score']:.3f}" for e in record["topk"])
-    text = f"{record['source']}: {labels}"
+    text = f"{record['source']}: {labels}" + (f" (warning: {record['warning']})" if "warning" in record else "")
     for w in record.get("windows", []):
         text += f"\n  {w['time']:7.2f} s  " + ", ".join(f"{e['label']} {e['score']:.3f}" for e in w["topk"])
     return text
@@ -73,6 +74,9 @@ def main(args: argparse.Namespace) -> int:
                     record["windows"] = [{"time": round(w.time, 3),
                                           "topk": service.topk(torch.softmax(w.logits, 0).numpy())}
                                          for w in result.windows]
+                if result.warning:
+                    record["warning"] = result.warning
+                    print(f"tdn predict: warning: {path}: {result.warning}", file=sys.stderr, flush=True)
             except (ClipError, FileNotFoundError, ValueError, RuntimeError) as exc:
                 failed += 1
                 record = {"source": path, "error": str(exc)}

@@ -85,6 +85,20 @@ def resized_size(height: int, width: int, short: int) -> tuple[int, int]:
     return max(short, _round_half_up(height * short / width)), short
 
 
+def resize_short_side(frames: torch.Tensor, short: int) -> torch.Tensor:
+    """uint8 ``(F, H, W, C)`` -> ``(F, rh, rw, C)`` with the short side ``short`` (step 1 above);
+    returned as is when it already has that size, so resizing early (as clips are decoded) and
+    again here gives the same pixels as resizing once."""
+    h, w = frames.shape[1:3]
+    rh, rw = resized_size(h, w, short)
+    if (rh, rw) == (h, w):
+        return frames
+    # (F, H, W, C) -> (F, C, H, W) as a channels-last view: torch's fast uint8 path
+    resized = F.interpolate(frames.permute(0, 3, 1, 2), size=(rh, rw), mode="bilinear", antialias=True,
+                            align_corners=False)
+    return resized.permute(0, 2, 3, 1)  # (F, C, rh, rw) -> (F, rh, rw, C)
+
+
 def crop_origin(size: int, crop: int, position: float) -> int:
     """First pixel of a ``crop``-long window placed at ``position`` (0..1) along ``size`` pixels."""
     return int(math.floor((size - crop) * position + 0.5))
@@ -167,14 +181,8 @@ class CpuPreprocessor:
 
     def _segment(self, frames: Sequence[np.ndarray], position: float) -> torch.Tensor:
         """L frames -> ``(L, S, S, 3)`` float32, FHWC like DALI."""
-        stacked = torch.from_numpy(np.stack(frames))  # (L, H, W, 3) uint8
-        h, w = stacked.shape[1:3]
-        rh, rw = resized_size(h, w, self.spec.resize_short)
-        if (rh, rw) != (h, w):
-            # (L, H, W, 3) -> (L, 3, H, W) as a channels-last view: torch's fast uint8 path
-            resized = F.interpolate(stacked.permute(0, 3, 1, 2), size=(rh, rw), mode="bilinear",
-                                    antialias=True, align_corners=False)
-            stacked = resized.permute(0, 2, 3, 1)  # (L, 3, rh, rw) -> (L, rh, rw, 3)
+        stacked = resize_short_side(torch.from_numpy(np.stack(frames)), self.spec.resize_short)  # (L, rh, rw, 3)
+        rh, rw = stacked.shape[1:3]
         s = self.spec.input_size
         px, py = crop_positions(rh, rw, position)
         x0, y0 = crop_origin(rw, s, px), crop_origin(rh, s, py)

@@ -331,7 +331,7 @@ class RecognitionService:
         """Score an uploaded clip (TDN test protocol; ``per_window`` adds the live-style timeline)."""
         p = self.config.pipeline
         return predict_clip(self.engine, path, views=views, per_window=per_window, window_seconds=p.window_seconds,
-                            max_gap_s=p.max_frame_gap_s, progress=progress)
+                            max_gap_s=p.max_frame_gap_s, limit_mb=p.clip_memory_mb, progress=progress)
 
     def topk(self, scores: np.ndarray, k: int | None = None) -> list[dict]:
         """``[{"label", "score"}]`` of the ``k`` (default ``pipeline.topk``) best classes of a score vector."""

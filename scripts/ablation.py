@@ -31,7 +31,7 @@ from pipelines.preprocess import PreprocessSpec  # noqa: E402
 from tdn import synth  # noqa: E402
 from tdn.api import load_model  # noqa: E402
 from tdn.config import load_config  # noqa: E402
-from tdn.data import ClipDataset, read_list  # noqa: E402
+from tdn.data import ClipDataset, collate_clips, read_list  # noqa: E402
 from tdn.evaluate import evaluate  # noqa: E402
 from tdn.train import train  # noqa: E402
 from train_demo import DATA, DEMO_SETTINGS, ensure_data, pair_accuracies  # noqa: E402
@@ -55,7 +55,7 @@ def run_variant(variant: str) -> dict:
     records = read_list(DATA / "test.txt", root=DATA)
     dataset = ClipDataset(records, num_segments=model.cfg.num_segments, spec=PreprocessSpec.from_meta(model.meta),
                           train=False)
-    loader = torch.utils.data.DataLoader(dataset, batch_size=8, num_workers=1)
+    loader = torch.utils.data.DataLoader(dataset, batch_size=8, num_workers=1, collate_fn=collate_clips)
     metrics = evaluate(model, loader, model.cfg.num_classes, labels=model.meta.labels)
     return {"variant": variant, "train_seconds": seconds, **metrics.to_dict()}
 

@@ -66,6 +66,7 @@ class PipelineConfig:
     smoothing: int = 3  # windows averaged by the post-processor
     threshold: float = 0.0  # below this top-1 score nothing is claimed
     topk: int = 5
+    clip_memory_mb: int = 1024  # a clip job (predict, app upload, eval item) estimated to need more is refused
 
 
 @dataclass
@@ -82,6 +83,8 @@ class AppConfig:
     idle_timeout_s: float = 30.0  # a tab's streams close after this long without frames/refreshes (re-open on return)
     refresh_s: float = 0.25  # how often camera views and their stats refresh
     mirror_preview: bool = True  # webcam preview mirrored like a selfie (the model always sees the camera's view)
+    clip_jobs: int = 1  # clip uploads scored at once across all sessions
+    clip_queue: int = 4  # clip uploads waiting for a turn; more are told the app is busy
 
 
 @dataclass

@@ -28,7 +28,13 @@ scale step apart), at one of 13 fixed positions (corners, edge centres, centre, 
 points) - resized to ``input_size``, then a horizontal flip with probability 1/2 that also
 swaps the labels of mirror-image classes (``flip_swap``, e.g. left <-> right). Testing resizes
 the short side to ``resize_short`` and crops ``input_size`` (centre, or left/centre/right for
-3 crops) with :mod:`pipelines.preprocess`, exactly as the live pipeline does.
+3 crops) with :mod:`pipelines.preprocess`, exactly as the live pipeline does; test videos are
+read as ``tdn predict`` reads them (:func:`pipelines.clip.read_clip_frames`: resized as decoded,
+refused above ``limit_mb``).
+
+A clip that cannot be used (missing, not a video, a directory or FIFO, absurd geometry, too
+large) does not stop a run: its item is a :class:`BadClip` naming it and why, which
+:func:`collate_clips` sets aside, so ``tdn eval`` and ``tdn train`` skip and report it.
 """
 from __future__ import annotations
 
@@ -42,7 +48,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from pipelines.clip import clip_frame_indices, parse_views, read_frames
+from pipelines.clip import (check_clip_file, check_memory, clip_frame_indices, memory_need, parse_views, probe_clip,
+                            read_clip_frames, read_frames)
 from pipelines.preprocess import CpuPreprocessor, PreprocessSpec
 from pipelines.types import SEGMENT_LENGTH
 
@@ -151,15 +158,37 @@ def read_video_frames(path: Path, indices: Sequence[int]) -> tuple[dict[int, np.
     return frames, count
 
 
-def video_frame_count(path: Path) -> int:
-    """Frame count from the container (exact for mp4/avi); 0 when unknown."""
-    if not path.is_file():
-        raise FileNotFoundError(f"video file not found: {path}")
-    capture = cv2.VideoCapture(str(path))
-    try:
-        return max(int(capture.get(cv2.CAP_PROP_FRAME_COUNT)), 0) if capture.isOpened() else 0
-    finally:
-        capture.release()
+@dataclass(frozen=True)
+class BadClip:
+    """A dataset item that could not be read: the clip and why."""
+
+    path: str
+    error: str  # without the path when the message began with it
+
+    @classmethod
+    def of(cls, path: Path, exc: Exception) -> "BadClip":
+        message = str(exc)
+        for prefix in (f"{path}: ", f"{path} "):
+            message = message.removeprefix(prefix)
+        return cls(str(path), message)
+
+    def __str__(self) -> str:
+        return f"{self.path}: {self.error}"
+
+
+# what reading a clip raises for a bad file (cv2.error: a decoder assertion on a damaged file)
+CLIP_ERRORS = (ValueError, OSError, cv2.error)
+
+
+def collate_clips(batch: Sequence[tuple[torch.Tensor | BadClip, int]]):
+    """DataLoader ``collate_fn``: ``(clips, labels, bad)`` - the readable items stacked (``clips`` None
+    when there are none) and the :class:`BadClip` items set aside."""
+    good = [(clip, label) for clip, label in batch if not isinstance(clip, BadClip)]
+    bad = [clip for clip, _ in batch if isinstance(clip, BadClip)]
+    if not good:
+        return None, torch.zeros(0, dtype=torch.int64), bad
+    clips, labels = torch.utils.data.default_collate(good)
+    return clips, labels, bad
 
 
 class ClipDataset(torch.utils.data.Dataset):
@@ -167,13 +196,15 @@ class ClipDataset(torch.utils.data.Dataset):
 
     ``train=True``: one randomly sampled, augmented view -> ``(T, L, 3, S, S)``.
     ``train=False``: the test views (``"1x1"`` or ``"10x3"``) -> ``(V, T, L, 3, S, S)``.
-    Items are ``(clip, label)``; random draws come from torch's generator, so a seeded
-    DataLoader repeats the same augmentations.
+    Items are ``(clip, label)``, or ``(BadClip, label)`` for a clip that cannot be read (batch them
+    with :func:`collate_clips`); random draws come from torch's generator, so a seeded DataLoader
+    repeats the same augmentations.
     """
 
     def __init__(self, records: Sequence[ClipRecord], *, num_segments: int, spec: PreprocessSpec,
                  train: bool, views: str = "1x1", data_format: str = "video",
-                 image_template: str = "img_{:05d}.jpg", flip: bool = True, flip_swap: dict[int, int] | None = None):
+                 image_template: str = "img_{:05d}.jpg", flip: bool = True, flip_swap: dict[int, int] | None = None,
+                 limit_mb: float | None = None):
         self.records = list(records)
         self.num_segments = num_segments
         self.spec = spec
@@ -183,6 +214,7 @@ class ClipDataset(torch.utils.data.Dataset):
         self.image_template = image_template
         self.flip = flip
         self.flip_swap = dict(flip_swap or {})
+        self.limit_mb = limit_mb  # test items needing more (frames and views, pipeline.clip_memory_mb) are refused
         self._test_preprocessor = CpuPreprocessor(spec)
         self._mean = torch.tensor(spec.mean).view(3, 1, 1)
         self._std = torch.tensor(spec.std).view(3, 1, 1)
@@ -195,7 +227,7 @@ class ClipDataset(torch.utils.data.Dataset):
         if self.data_format == "frames":
             indices = choose(record.num_frames)
             return [self._image(record.path, i) for i in indices]
-        count = video_frame_count(record.path)
+        count = probe_clip(record.path, self.spec.resize_short).declared
         if count == 0:  # the container does not say: count by decoding
             _, count = read_video_frames(record.path, [])
         indices = choose(count)
@@ -212,8 +244,28 @@ class ClipDataset(torch.utils.data.Dataset):
             raise FileNotFoundError(f"frame image not found or unreadable: {path}")
         return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
 
-    def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
+    def _test_frames(self, record: ClipRecord) -> list[np.ndarray]:
+        """The test views' frames in order; videos are read as ``tdn predict`` reads them."""
+        t, clips = self.num_segments, self.clips
+        if self.data_format == "frames":
+            return self._frames(record, lambda n: [i for c in range(clips) for i in clip_frame_indices(n, t, clip=c,
+                                                                                                       clips=clips)])
+        info = probe_clip(record.path, self.spec.resize_short)
+        need = memory_need(info.size, self.spec, kept_frames=clips * t * SEGMENT_LENGTH,
+                           input_views=clips * len(self.positions), num_segments=t)
+        check_memory(record.path, need, self.limit_mb, f"{clips * len(self.positions)} views x {t} segments of "
+                                                       f"{info.size[1]}x{info.size[0]} frames")
+        frames, count = read_clip_frames(record.path, info, t, clips, self.spec.resize_short)
+        return [frames[i] for c in range(clips) for i in clip_frame_indices(count, t, clip=c, clips=clips)]
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor | BadClip, int]:
         record = self.records[index]
+        try:
+            return self._item(record)
+        except CLIP_ERRORS as exc:
+            return BadClip.of(record.path, exc), record.label
+
+    def _item(self, record: ClipRecord) -> tuple[torch.Tensor, int]:
         t, length = self.num_segments, SEGMENT_LENGTH
         if self.train:
             rng = np.random.default_rng(int(torch.randint(0, 2**62, ())))
@@ -222,8 +274,7 @@ class ClipDataset(torch.utils.data.Dataset):
             label = self.flip_swap.get(record.label, record.label) if flipped else record.label
             return clip.view(t, length, *clip.shape[1:]), label  # (T*L, 3, S, S) -> (T, L, 3, S, S)
         per_clip = []
-        frames = self._frames(record, lambda n: [i for c in range(self.clips)
-                                                  for i in clip_frame_indices(n, t, clip=c, clips=self.clips)])
+        frames = self._test_frames(record)
         for c in range(self.clips):
             chunk = frames[c * t * length:(c + 1) * t * length]
             segments = [chunk[s * length:(s + 1) * length] for s in range(t)]
@@ -248,6 +299,10 @@ def clip_seconds_of(records: Sequence[ClipRecord], limit: int = 50) -> float | N
     """Median duration of (up to ``limit``) video clips, in seconds; None when unknown."""
     durations = []
     for record in records[:limit]:
+        try:
+            check_clip_file(record.path)  # never open a FIFO or device
+        except (ValueError, OSError):
+            continue  # a bad clip is reported when it is loaded
         capture = cv2.VideoCapture(str(record.path))
         try:
             fps, count = capture.get(cv2.CAP_PROP_FPS), capture.get(cv2.CAP_PROP_FRAME_COUNT)

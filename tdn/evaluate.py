@@ -2,12 +2,15 @@
 
 Scores are softmax probabilities averaged over the test views (``1x1``: T centred segments,
 centre crop; ``10x3``: 10 temporal clips x 3 crops). With ``torch.distributed`` initialised,
-each process scores its share of the clips and the counts are summed.
+each process scores its share of the clips and the counts are summed. Clips that cannot be read
+(:class:`tdn.data.BadClip`, set aside by :func:`tdn.data.collate_clips`) are not counted; they
+are listed in ``skipped`` with the reason, and ``tdn eval`` fails, naming them, when no clip is readable.
 """
 from __future__ import annotations
 
 import argparse
 import json
+import sys
 from dataclasses import dataclass, field
 
 import torch
@@ -27,6 +30,7 @@ class Metrics:
     labels: list[str] | None = field(default=None, repr=False)
     # int64 (K, K): [i, j] = clips of class i that score class i above class j (a two-way decision)
     outranks: torch.Tensor | None = field(default=None, repr=False)
+    skipped: list = field(default_factory=list)  # tdn.data.BadClip: clips that could not be read
 
     @property
     def count(self) -> int:
@@ -68,14 +72,16 @@ class Metrics:
         return {"count": self.count, "top1": self.top1, "top5": self.top5,
                 "mean_class_accuracy": self.mean_class_accuracy, "loss": self.loss, "labels": names,
                 "per_class": dict(zip(names, self.per_class)), "confusion": self.confusion.tolist(),
-                "outranks": None if self.outranks is None else self.outranks.tolist()}
+                "outranks": None if self.outranks is None else self.outranks.tolist(),
+                "skipped": [{"clip": b.path, "error": b.error} for b in self.skipped]}
 
     def format(self) -> str:
         """A human-readable report: accuracies, then the confusion matrix with class names."""
         d = self.to_dict()
         k = self.confusion.shape[0]
         width = max(len(n) for n in d["labels"])
-        lines = [f"clips: {d['count']}  top-1: {100 * d['top1']:.2f}%  top-{min(5, k)}: {100 * d['top5']:.2f}%  "
+        skipped = f" (skipped {len(self.skipped)} unreadable)" if self.skipped else ""
+        lines = [f"clips: {d['count']}{skipped}  top-1: {100 * d['top1']:.2f}%  top-{min(5, k)}: {100 * d['top5']:.2f}%  "
                  f"mean class accuracy: {100 * d['mean_class_accuracy']:.2f}%",
                  "confusion matrix (rows: true class, columns: predicted class index):",
                  " " * (width + 3) + " ".join(f"{i:>4d}" for i in range(k)) + "  recall"]
@@ -84,6 +90,9 @@ class Metrics:
             cells = " ".join(f"{int(v):>4d}" for v in self.confusion[i])
             recall_text = f"  {100 * recall:5.1f}%" if recall is not None else "     -"
             lines.append(f"{i:>2d} {name:<{width}}" + cells + recall_text)
+        if self.skipped:
+            lines.append(f"skipped {len(self.skipped)} clip(s) that could not be read (not counted above):")
+            lines += [f"  {b}" for b in self.skipped]
         return "\n".join(lines)
 
 
@@ -95,19 +104,23 @@ def _is_distributed() -> bool:
 def evaluate(model: torch.nn.Module, loader, num_classes: int, *, labels: list[str] | None = None,
              progress: bool = False, device: torch.device | str = "cpu",
              autocast_dtype: torch.dtype | None = None) -> Metrics:
-    """Score every clip of ``loader`` (items ``(V, T, L, 3, S, S)``, label) with ``model`` in eval mode,
-    under autocast to ``autocast_dtype`` if given (an fp32 training model)."""
+    """Score every clip of ``loader`` with ``model`` in eval mode, under autocast to ``autocast_dtype``
+    if given (an fp32 training model). Batches are ``(views, labels)`` with views ``(B, V, T, L, 3, S, S)``,
+    or :func:`tdn.data.collate_clips`'s ``(views or None, labels, bad clips)``."""
     was_training = model.training
     model.eval()
     confusion = torch.zeros(num_classes, num_classes, dtype=torch.int64)
     outranks = torch.zeros(num_classes, num_classes, dtype=torch.int64)
-    top5_correct, loss_sum = 0, 0.0
+    top5_correct, loss_sum, skipped = 0, 0.0, []
     k = min(5, num_classes)
     batches = loader
     if progress:
         from tqdm import tqdm
         batches = tqdm(loader, desc="eval", unit="batch", leave=False, mininterval=2.0)
-    for views, target in batches:
+    for views, target, *bad in batches:
+        skipped += bad[0] if bad else []
+        if views is None:  # every clip of the batch was unreadable
+            continue
         b, v = views.shape[:2]
         with torch.autocast(torch.device(device).type, dtype=autocast_dtype, enabled=autocast_dtype is not None):
             logits = model(views.flatten(0, 1).to(device, non_blocking=True))  # (B, V, T, ...) -> (B*V, T, ...)
@@ -124,8 +137,11 @@ def evaluate(model: torch.nn.Module, loader, num_classes: int, *, labels: list[s
         dist.all_reduce(outranks)
         dist.all_reduce(totals)
         top5_correct, loss_sum = int(totals[0]), float(totals[1])
+        gathered = [None] * dist.get_world_size()
+        dist.all_gather_object(gathered, skipped)
+        skipped = [b for part in gathered for b in part]
     model.train(was_training)
-    return Metrics(confusion, top5_correct, loss_sum, labels, outranks)
+    return Metrics(confusion, top5_correct, loss_sum, labels, outranks, skipped)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -147,7 +163,7 @@ def main(args: argparse.Namespace) -> int:
     from pipelines.preprocess import PreprocessSpec
     from tdn.api import DEMO_WEIGHTS, load_model
     from tdn.cli import config_from_args
-    from tdn.data import ClipDataset, read_list
+    from tdn.data import ClipDataset, collate_clips, read_list
 
     cfg = config_from_args(args, **{"model.weights": args.weights, "train.val_list": args.list_file,
                                     "train.root": args.root, "train.data_format": args.data_format,
@@ -165,10 +181,17 @@ def main(args: argparse.Namespace) -> int:
         raise ValueError(f"{list_path} has labels {bad[:5]} but the model has {num_classes} classes")
     dataset = ClipDataset(records, num_segments=model.cfg.num_segments, spec=PreprocessSpec.from_meta(model.meta),
                           train=False, views=args.views, data_format=cfg.train.data_format,
-                          image_template=cfg.train.image_template)
-    loader = torch.utils.data.DataLoader(dataset, batch_size=args.batch_size, num_workers=cfg.train.workers)
+                          image_template=cfg.train.image_template, limit_mb=cfg.pipeline.clip_memory_mb)
+    loader = torch.utils.data.DataLoader(dataset, batch_size=args.batch_size, num_workers=cfg.train.workers,
+                                         collate_fn=collate_clips)
     metrics = evaluate(model, loader, num_classes, labels=model.meta.labels, progress=not args.json,
                        device=model.fc.weight.device)
+    if metrics.count == 0:
+        shown = "; ".join(map(str, metrics.skipped[:5])) + ("; ..." if len(metrics.skipped) > 5 else "")
+        raise ValueError(f"no clip of {list_path} could be read ({len(metrics.skipped)} tried): {shown}")
+    if metrics.skipped and args.json:
+        print(f"tdn eval: warning: skipped {len(metrics.skipped)} unreadable clip(s): "
+              + "; ".join(map(str, metrics.skipped)), file=sys.stderr)
     if args.json:
         print(json.dumps({"weights": str(cfg.model.weights or DEMO_WEIGHTS), "list": str(list_path),
                           "views": args.views, **metrics.to_dict()}))

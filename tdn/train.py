@@ -11,7 +11,8 @@ DistributedDataParallel (gloo on CPU, NCCL on CUDA). Every epoch writes to ``tra
 
 Recipe: SGD with momentum, linear warm-up then cosine decay per step, gradient-norm clipping,
 cross-entropy; mixed precision (bf16 autocast on CPU, fp16 autocast with a gradient scaler on
-CUDA) when ``train.amp``. Runs are seeded (``train.seed``): the same command on the same
+CUDA) when ``train.amp``. A clip that cannot be read is skipped with a warning naming it
+(:func:`tdn.data.collate_clips`). Runs are seeded (``train.seed``): the same command on the same
 machine repeats the same sampling and augmentation.
 """
 from __future__ import annotations
@@ -20,6 +21,7 @@ import argparse
 import csv
 import math
 import os
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,7 +34,7 @@ import yaml
 from pipelines.preprocess import PreprocessSpec
 from tdn.checkpoint import IMAGENET_MEAN, IMAGENET_STD, ModelMeta, load_imagenet_init, read_file, save_model
 from tdn.config import Config
-from tdn.data import ClipDataset, clip_seconds_of, parse_flip_swap, read_list
+from tdn.data import ClipDataset, clip_seconds_of, collate_clips, parse_flip_swap, read_list
 from tdn.evaluate import Metrics, evaluate
 from tdn.labels import load_labels
 from tdn.model import TDN, create_model
@@ -101,7 +103,7 @@ def _loader(dataset, cfg: Config, *, shuffle: bool, world: _Dist, epoch: int, ba
         sampler = torch.utils.data.RandomSampler(dataset, generator=generator) if shuffle else None
     generator = torch.Generator().manual_seed(cfg.train.seed * 1000 + epoch * 10 + world.rank)
     return torch.utils.data.DataLoader(dataset, batch_size=batch_size, sampler=sampler, drop_last=shuffle,
-                                       num_workers=cfg.train.workers, generator=generator,
+                                       num_workers=cfg.train.workers, generator=generator, collate_fn=collate_clips,
                                        persistent_workers=False, pin_memory=torch.cuda.is_available())
 
 
@@ -145,7 +147,7 @@ def train(cfg: Config, *, progress: bool = True, stop_after: int | None = None) 
     if t.val_list:
         val_list = Path(t.val_list)
         val_records = read_list(val_list, data_format=t.data_format, root=t.root or val_list.parent)
-        val_set = ClipDataset(val_records, train=False, views="1x1", **common)
+        val_set = ClipDataset(val_records, train=False, views="1x1", limit_mb=cfg.pipeline.clip_memory_mb, **common)
 
     model = create_model(cfg.model.arch, num_segments=cfg.model.num_segments, num_classes=num_classes,
                          variant=cfg.model.variant, dropout=t.dropout)
@@ -200,7 +202,13 @@ def train(cfg: Config, *, progress: bool = True, stop_after: int | None = None) 
             from tqdm import tqdm
             batches = tqdm(loader, desc=f"epoch {epoch + 1}/{t.epochs}", unit="batch", mininterval=5.0)
         loss_sum, correct, seen = 0.0, 0, 0
-        for clips, target in batches:
+        for clips, target, bad in batches:
+            for clip in bad:
+                print(f"tdn train: warning: skipped {clip}", file=sys.stderr, flush=True)
+            if clips is None:  # no readable clip in the batch
+                if world.world > 1:  # the other processes wait for this one's gradients: a step cannot be skipped
+                    raise ValueError("a training batch has no readable clip: " + "; ".join(map(str, bad)))
+                continue
             clips, target = clips.to(device, non_blocking=True), target.to(device, non_blocking=True)
             with torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
                 logits = net(clips)
