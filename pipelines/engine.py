@@ -295,7 +295,7 @@ class InferenceEngine:
         if missing:
             images = [[f.image for f in w.frames[i]] for w, i in missing.values()]
             segments = self.preprocessor.segments(images)  # (M, L, 3, S, S)
-            feats, resp = self.model.forward_segments(segments, with_response=True)
+            feats, resp = self.model.forward_segments_with_response(segments)
             for j, key in enumerate(missing):
                 # clone: a cached slice must not keep the whole batch's tensor alive
                 entry = (feats[j].clone(), None if resp is None else resp[j].clone())

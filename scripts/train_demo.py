@@ -167,9 +167,9 @@ and anything else (people, several moving things) is outside what it has seen.
 
 
 def package(note: str = "") -> None:
-    best = load_model(RUN / "best.pt", fold_bn=False)  # eval mode, fp32, not folded: savable
+    best = load_model(RUN / "best.pt", rewrite=False)  # eval mode, fp32, as defined: savable
     DEMO_WEIGHTS.parent.mkdir(parents=True, exist_ok=True)
-    save_model(DEMO_WEIGHTS, best, best.meta, half=True)
+    save_model(DEMO_WEIGHTS, best, half=True)
     (DEMO_WEIGHTS.parent / "labels.txt").write_text("".join(f"{c}\n" for c in synth.CLASSES))
     result = evaluate_file(DEMO_WEIGHTS, DATA / "test.txt", "1x1")
     (RUN / "test_result.json").write_text(json.dumps(result, indent=1))

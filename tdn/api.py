@@ -5,13 +5,12 @@ from pathlib import Path
 
 import torch
 
-from tdn.checkpoint import ModelMeta, build_from_file
+from tdn.checkpoint import build_from_file
+from tdn.inference import PRECISIONS, prepare_for_inference
 from tdn.labels import load_labels
-from tdn.model import TDN, TDNConfig
+from tdn.model import TDN, create_model
 
 DEMO_WEIGHTS = Path(__file__).resolve().parent.parent / "weights" / "demo" / "tdn_r18_synth.pt"
-DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
-PRECISIONS = tuple(DTYPES)
 
 
 def resolve_device(device: str) -> torch.device:
@@ -37,19 +36,9 @@ def resolve_precision(precision: str, device: torch.device) -> str:
     return precision
 
 
-def prepare_for_inference(model: TDN, *, device: torch.device, precision: str, fold_bn: bool = True) -> TDN:
-    """Eval mode, BatchNorm folded (in fp32), then on ``device`` in ``precision``, channels_last."""
-    model.eval()
-    if fold_bn:
-        model.fold_batchnorm()
-    model.to(device=device, dtype=DTYPES[precision], memory_format=torch.channels_last)
-    model.requires_grad_(False)
-    return model
-
-
 def load_model(weights: str | Path | None = None, *, arch: str = "resnet50", num_segments: int = 8,
                num_classes: int = 400, variant: str = "tdn", device: str = "cpu", precision: str = "fp32",
-               labels: str | Path | list[str] | None = None, fold_bn: bool = True) -> TDN:
+               labels: str | Path | list[str] | None = None, rewrite: bool = True) -> TDN:
     """An eval-mode TDN ready to run.
 
     Input float32 ``(N, T, 5, 3, H, W)`` normalised RGB, output float32 logits ``(N, classes)``.
@@ -57,19 +46,18 @@ def load_model(weights: str | Path | None = None, *, arch: str = "resnet50", num
     checkpoint; from a file, arch, block counts and classes come from the file (and T too,
     for this project's files; official files do not store it, so ``num_segments`` is used).
     ``labels``: a label file or list overriding the names stored with the weights.
-    ``model.meta`` carries labels and preprocessing (:class:`tdn.checkpoint.ModelMeta`).
+    ``model.meta`` carries labels and preprocessing (:class:`tdn.meta.ModelMeta`).
+    ``rewrite``: apply the inference rewrites (:mod:`tdn.inference`); False keeps the model as defined.
     """
     dev = resolve_device(device)
     prec = resolve_precision(precision, dev)
     if weights is None:
-        model = TDN(TDNConfig(arch=arch, num_segments=num_segments, num_classes=num_classes, variant=variant))
-        meta = ModelMeta()
+        model = create_model(arch, num_segments=num_segments, num_classes=num_classes, variant=variant)
     else:
-        model, meta = build_from_file(weights, num_segments=num_segments)
+        model = build_from_file(weights, num_segments=num_segments)
     if labels is not None:
         names = list(labels) if isinstance(labels, (list, tuple)) else load_labels(labels)
         if len(names) != model.cfg.num_classes:
             raise ValueError(f"label file has {len(names)} names but the model has {model.cfg.num_classes} classes")
-        meta.labels = names
-    model.meta = meta
-    return prepare_for_inference(model, device=dev, precision=prec, fold_bn=fold_bn)
+        model.meta.labels = names
+    return prepare_for_inference(model, device=dev, precision=prec, rewrite=rewrite)

@@ -23,9 +23,9 @@ from pathlib import Path
 
 import torch
 import torchvision
-from torch.ao.quantization import fuse_modules
 
-from tdn.api import DTYPES, load_model
+from tdn.api import load_model
+from tdn.inference import DTYPES, fold_batchnorm
 
 
 def cpu_name() -> str:
@@ -71,16 +71,8 @@ def emit_record(record: dict, out: str | None = None) -> None:
 
 
 def _torchvision_tsn(arch: str) -> torch.nn.Module:
-    """torchvision's ResNet with its BatchNorms folded into the convolutions (eval)."""
-    model = getattr(torchvision.models, arch)(weights=None).eval()
-    pairs = [["conv1", "bn1"]]
-    for stage in ("layer1", "layer2", "layer3", "layer4"):
-        for i, block in enumerate(getattr(model, stage)):
-            convs = [n for n in ("conv1", "conv2", "conv3") if hasattr(block, n)]
-            pairs += [[f"{stage}.{i}.{c}", f"{stage}.{i}.bn{c[-1]}"] for c in convs]
-            if block.downsample is not None:
-                pairs.append([f"{stage}.{i}.downsample.0", f"{stage}.{i}.downsample.1"])
-    return fuse_modules(model, pairs)
+    """torchvision's ResNet, eval, its BatchNorms folded as TDN's are (:func:`tdn.inference.fold_batchnorm`)."""
+    return fold_batchnorm(getattr(torchvision.models, arch)(weights=None).eval())
 
 
 def _time_once(fn) -> float:

@@ -15,40 +15,20 @@ from __future__ import annotations
 import pickle
 import re
 import zipfile
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Mapping
 
 import torch
 
+from tdn.meta import ModelMeta
 from tdn.model import ARCHS, TDN, TDNConfig
 
 FORMAT = "tdn-live"
 VERSION = 1
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
 class CheckpointError(ValueError):
     """A weights file could not be used; the message names the file and the reason."""
-
-
-@dataclass
-class ModelMeta:
-    """What a model needs besides its weights: class names and preprocessing."""
-
-    labels: list[str] | None = None
-    input_size: int = 224
-    resize_short: int = 256
-    mean: tuple[float, float, float] = IMAGENET_MEAN
-    std: tuple[float, float, float] = IMAGENET_STD
-    clip_seconds: float | None = None  # time spanned by a training clip, if known
-    source: str = ""  # the file the model was loaded from
-
-    def to_dict(self) -> dict:
-        d = asdict(self)
-        d.pop("source")
-        return d
 
 
 def read_file(path: str | Path) -> object:
@@ -196,15 +176,17 @@ def load_imagenet_init(model: TDN, path: str | Path) -> list[str]:
 
 
 # -- this project's files --------------------------------------------------------------------
-def save_model(path: str | Path, model: TDN, meta: ModelMeta, *, half: bool = False) -> Path:
-    """Write ``model`` (unfolded, any mode) and ``meta`` in this project's format.
+def save_model(path: str | Path, model: TDN, meta: ModelMeta | None = None, *, half: bool = False) -> Path:
+    """Write ``model`` (as trained: not prepared for inference) and ``meta`` (default: the model's own)
+    in this project's format.
 
     ``half`` stores floating tensors as float16 (half the size; load casts back to float32).
     """
+    if not any(isinstance(m, torch.nn.BatchNorm2d) for m in model.modules()):
+        raise ValueError("refusing to save a model prepared for inference (BatchNorm folded); save the training model")
     state = {k: (v.half() if half and v.is_floating_point() else v).detach().cpu().clone()
              for k, v in model.state_dict().items()}
-    if model.batchnorm_folded:
-        raise ValueError("refusing to save a model whose BatchNorm was folded; save the training model")
+    meta = meta if meta is not None else model.meta
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     torch.save({"format": FORMAT, "version": VERSION, "config": model.cfg.to_dict(), "meta": meta.to_dict(),
@@ -212,9 +194,12 @@ def save_model(path: str | Path, model: TDN, meta: ModelMeta, *, half: bool = Fa
     return path
 
 
+_RENAMED_CONFIG_KEYS = {"neighbours": "segment_length"}  # files written before the rename
+
+
 def _config_from_dict(path: Path, d: Mapping) -> TDNConfig:
     try:
-        return TDNConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in d.items()})
+        return TDNConfig(**{_RENAMED_CONFIG_KEYS.get(k, k): tuple(v) if isinstance(v, list) else v for k, v in d.items()})
     except (TypeError, ValueError) as exc:
         raise CheckpointError(f"{path}: invalid model config in file: {exc}") from exc
 
@@ -238,8 +223,8 @@ def load_state(model: TDN, state_dict: Mapping[str, torch.Tensor], path: Path) -
     model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in state_dict.items()}, strict=True)
 
 
-def build_from_file(path: str | Path, *, num_segments: int) -> tuple[TDN, ModelMeta]:
-    """A model and its meta from this project's file or an official TDN checkpoint.
+def build_from_file(path: str | Path, *, num_segments: int) -> TDN:
+    """A model, with its meta, from this project's file or an official TDN checkpoint.
 
     ``num_segments`` is used only for official files (ours store T).
     """
@@ -250,21 +235,20 @@ def build_from_file(path: str | Path, *, num_segments: int) -> tuple[TDN, ModelM
     if data.get("format") == FORMAT:
         if data.get("version") != VERSION:
             raise CheckpointError(f"{path}: format version {data.get('version')} is not supported (expected {VERSION})")
-        model = TDN(_config_from_dict(path, data["config"]))
-        load_state(model, data["state_dict"], path)
         meta_fields = {k: tuple(v) if k in ("mean", "std") else v for k, v in data.get("meta", {}).items()}
         try:
             meta = ModelMeta(**meta_fields, source=str(path))
         except TypeError as exc:
             raise CheckpointError(f"{path}: invalid meta in file: {exc}") from exc
-        return model, meta
+        model = TDN(_config_from_dict(path, data["config"]), meta=meta)
+        load_state(model, data["state_dict"], path)
+        return model
     state = data.get("state_dict", data)
     if isinstance(state, Mapping) and any(str(k).startswith(("module.base_model.", "base_model.")) for k in state):
-        cfg = official_config(state, num_segments)
-        model = TDN(cfg)
+        model = TDN(official_config(state, num_segments), meta=ModelMeta(source=str(path)))
         remapped, _skipped = remap_official(state)
         load_state(model, remapped, path)
-        return model, ModelMeta(source=str(path))
+        return model
     if isinstance(state, Mapping) and "conv1.weight" in state and "layer1.0.conv1.weight" in state:
         raise CheckpointError(f"{path} is an ImageNet ResNet (torchvision format), not a video model: "
                               "use it to initialise training (train.imagenet)")

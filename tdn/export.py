@@ -25,7 +25,7 @@ def example_input(model: TDN, batch: int = 1, seed: int = 0) -> torch.Tensor:
     """A random window of the model's shape, float32 ``(batch, T, L, 3, S, S)``."""
     size = model.meta.input_size
     generator = torch.Generator().manual_seed(seed)
-    return torch.randn(batch, model.cfg.num_segments, model.cfg.neighbours, 3, size, size, generator=generator)
+    return torch.randn(batch, model.cfg.num_segments, model.cfg.segment_length, 3, size, size, generator=generator)
 
 
 def export_torchscript(model: TDN, path: str | Path) -> Path:
@@ -40,7 +40,7 @@ def export_torchscript(model: TDN, path: str | Path) -> Path:
         warnings.simplefilter("ignore", torch.jit.TracerWarning)
         warnings.simplefilter("ignore", FutureWarning)
         traced = torch.jit.trace(model, example_input(model, batch=2), check_trace=False)
-        meta = {**model.meta.to_dict(), "num_segments": model.cfg.num_segments, "neighbours": model.cfg.neighbours,
+        meta = {**model.meta.to_dict(), "num_segments": model.cfg.num_segments, "segment_length": model.cfg.segment_length,
                 "arch": model.cfg.arch, "variant": model.cfg.variant, "precision": model.precision}
         torch.jit.save(traced, str(path), _extra_files={META_FILE: json.dumps(meta)})
     return path

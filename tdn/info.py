@@ -27,7 +27,7 @@ def model_info(arch: str, num_segments: int, variant: str = "tdn", size: int = 2
     """
     with torch.device("meta"):
         model = TDN(TDNConfig(arch=arch, num_segments=num_segments, num_classes=num_classes, variant=variant)).eval()
-        example = torch.zeros(1, num_segments, model.cfg.neighbours, 3, size, size)
+        example = torch.zeros(1, num_segments, model.cfg.segment_length, 3, size, size)
     params = sum(p.numel() for p in model.parameters())
     return {"params": params, "gmacs": round(count_macs(model, example) / 1e9, 3)}
 

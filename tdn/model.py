@@ -20,12 +20,14 @@ is the rest (stages 2-4 with L-TDM and the temporal conv, head, average consensu
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
+from typing import Callable
 
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.nn.utils.fusion import fuse_conv_bn_eval
+
+from tdn.meta import ModelMeta
 
 # arch -> (block type, blocks per stage)
 ARCHS: dict[str, tuple[str, tuple[int, int, int, int]]] = {
@@ -59,7 +61,7 @@ class TDNConfig:
     num_segments: int = 8
     num_classes: int = 400
     variant: str = "tdn"
-    neighbours: int = 5  # frames per segment (L), the centre at index L // 2
+    segment_length: int = 5  # L: frames per segment, the centre at index L // 2
     fusion: tuple[float, float] | None = None  # (rgb, diff) weights; None: official rule for T
     dropout: float = 0.5
     ltdm_reduction: int = 16
@@ -72,8 +74,8 @@ class TDNConfig:
             raise ValueError(f"unknown variant {self.variant!r}; expected one of {', '.join(VARIANTS)}")
         if self.num_segments < 1 or self.num_classes < 1:
             raise ValueError(f"num_segments and num_classes must be >= 1, got {self.num_segments}, {self.num_classes}")
-        if self.neighbours < 2:
-            raise ValueError(f"neighbours must be >= 2 (differences need two frames), got {self.neighbours}")
+        if self.segment_length < 2:
+            raise ValueError(f"segment_length must be >= 2 (differences need two frames), got {self.segment_length}")
         if self.layers is None:
             object.__setattr__(self, "layers", ARCHS[self.arch][1])
         object.__setattr__(self, "layers", tuple(int(n) for n in self.layers))
@@ -148,8 +150,6 @@ class LongTermTDM(nn.Module):
     ``G = sigmoid(expand((D + fine(D) + coarse(D)) / 3)) - 1/2``. Output ``F + F * (G_f + G_b) / 2``.
     """
 
-    _CONV_BN = (("reduce", "reduce_bn"), ("scale1_conv", "scale1_bn"), ("scale2_conv", "scale2_bn"), ("expand", "expand_bn"))
-
     def __init__(self, channels: int, num_segments: int, reduction: int = 16):
         super().__init__()
         self.num_segments = num_segments
@@ -185,24 +185,7 @@ class LongTermTDM(nn.Module):
 
     def _gate_sum(self, total: torch.Tensor) -> torch.Tensor:
         """``s_f + s_b - 1`` ``(N*T, C, H, W)`` with ``s = sigmoid(expand_bn(expand(total / 3)))`` on the
-        forward and backward halves of ``total`` (the sum of the three scales, ``(2*N*T, r, H, W)``).
-
-        Once BatchNorm is folded, a CPU inference model runs each half as one oneDNN convolution
-        with the 1/3 in its weight and the sigmoid fused, the backward half with the weight and
-        bias negated: ``sigmoid(-z) = 1 - sigmoid(z)``, so one subtraction gives the sum. That
-        saves three passes over the largest tensors of the module. Traced for export, the plain
-        ops are recorded instead, so the exported model runs on any device.
-        """
-        if (isinstance(self.expand_bn, nn.Identity) and total.device.type == "cpu" and not torch.is_grad_enabled()
-                and torch.backends.mkldnn.is_available() and not torch.jit.is_tracing()):
-            e, half = self.expand, total.shape[0] // 2
-            weight, bias = e.weight / 3.0, e.bias
-
-            def sigmoid_conv(x: torch.Tensor, w: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-                return torch.ops.mkldnn._convolution_pointwise(x, w, b, e.padding, e.stride, e.dilation, e.groups,
-                                                               "sigmoid", [], "")
-
-            return sigmoid_conv(total[:half], weight, bias).sub_(sigmoid_conv(total[half:], -weight, -bias))
+        forward and backward halves of ``total`` (the sum of the three scales, ``(2*N*T, r, H, W)``)."""
         gate_forward, gate_backward = torch.sigmoid(self.expand_bn(self.expand(total / 3.0))).chunk(2)
         return (gate_forward + gate_backward).sub_(1.0)
 
@@ -225,7 +208,6 @@ class TemporalParts(nn.Module):
 
 class BasicBlock(nn.Module):
     expansion = 1
-    _CONV_BN = (("conv1", "bn1"), ("conv2", "bn2"))
 
     def __init__(self, inplanes: int, planes: int, stride: int = 1, downsample: nn.Module | None = None,
                  temporal: TemporalParts | None = None):
@@ -248,7 +230,6 @@ class BasicBlock(nn.Module):
 
 class Bottleneck(nn.Module):
     expansion = 4
-    _CONV_BN = (("conv1", "bn1"), ("conv2", "bn2"), ("conv3", "bn3"))
 
     def __init__(self, inplanes: int, planes: int, stride: int = 1, downsample: nn.Module | None = None,
                  temporal: TemporalParts | None = None):
@@ -273,8 +254,6 @@ class Bottleneck(nn.Module):
 
 
 class Downsample(nn.Sequential):
-    _CONV_BN = (("0", "1"),)
-
     def __init__(self, inplanes: int, outplanes: int, stride: int):
         super().__init__(nn.Conv2d(inplanes, outplanes, 1, stride=stride), _bn(outplanes))
 
@@ -299,11 +278,9 @@ class ShortTermTDM(nn.Module):
     the RGB stream by the parent (:meth:`TDN.forward_segments`).
     """
 
-    _CONV_BN = (("conv", "bn"),)
-
-    def __init__(self, block: type, blocks: int, neighbours: int):
+    def __init__(self, block: type, blocks: int, segment_length: int):
         super().__init__()
-        self.conv = nn.Conv2d(3 * (neighbours - 1), 64, 7, stride=2, padding=3, bias=False)
+        self.conv = nn.Conv2d(3 * (segment_length - 1), 64, 7, stride=2, padding=3, bias=False)
         self.bn = _bn(64)
         self.layer1, _ = _make_stage(block, 64, 64, blocks, 1, None)
 
@@ -351,18 +328,18 @@ class TDN(nn.Module):
 
     Inputs are cast to the parameters' dtype (a bf16 or fp16 inference model computes in it
     throughout; train in fp32 under ``torch.autocast``); logits are float32 whatever it is.
+    ``meta``: what the weights need besides themselves (labels, input size, normalisation),
+    declared with them when a file is loaded; defaults for a new model.
     """
 
-    _CONV_BN = (("conv1", "bn1"),)
-
-    def __init__(self, cfg: TDNConfig):
+    def __init__(self, cfg: TDNConfig, *, meta: ModelMeta | None = None):
         super().__init__()
         self.cfg = cfg
-        self.batchnorm_folded = False
+        self.meta = meta if meta is not None else ModelMeta()
         block = BasicBlock if cfg.block == "basic" else Bottleneck
         self.conv1 = nn.Conv2d(3, 64, 7, stride=2, padding=3)
         self.bn1 = _bn(64)
-        self.stdm = ShortTermTDM(block, cfg.layers[0], cfg.neighbours) if cfg.has_stdm else None
+        self.stdm = ShortTermTDM(block, cfg.layers[0], cfg.segment_length) if cfg.has_stdm else None
         self.layer1, width = _make_stage(block, 64, 64, cfg.layers[0], 1, None)
         self.layer2, width = _make_stage(block, width, 128, cfg.layers[1], 2, cfg)
         self.layer3, width = _make_stage(block, width, 256, cfg.layers[2], 2, cfg)
@@ -398,18 +375,22 @@ class TDN(nn.Module):
         return self.conv1.weight.is_contiguous(memory_format=torch.channels_last)
 
     # -- the per-segment part ------------------------------------------------------------
-    def forward_segments(self, segments: torch.Tensor, *, with_response: bool = False):
-        """Stem, stage 1 and S-TDM for independent segments.
+    def forward_segments(self, segments: torch.Tensor) -> torch.Tensor:
+        """Stem, stage 1 and S-TDM for independent segments: ``(M, L, 3, H, W)`` -> features
+        ``(M, C, H/4, W/4)`` (C = 64 * expansion)."""
+        return self._segments(segments, with_response=False)[0]
 
-        ``segments`` ``(M, L, 3, H, W)`` -> features ``(M, C, H/4, W/4)`` (C = 64 * expansion).
-        With ``with_response``, also returns the S-TDM response per segment, ``(M, H/4, W/4)``
-        float32: the mean magnitude of the difference features fused after stage 1 (None for
-        variants without S-TDM).
-        """
+    def forward_segments_with_response(self, segments: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """:meth:`forward_segments` and the S-TDM response per segment, ``(M, H/4, W/4)`` float32: the
+        mean magnitude of the difference features fused after stage 1 (None without S-TDM)."""
+        return self._segments(segments, with_response=True)
+
+    def _segments(self, segments: torch.Tensor, *, with_response: bool) -> tuple[torch.Tensor, torch.Tensor | None]:
         segments = segments.to(self.fc.weight.device, torch.float32, non_blocking=True)  # differences in float32
         length = segments.shape[1]
-        if length != self.cfg.neighbours:
-            raise ValueError(f"expected {self.cfg.neighbours} frames per segment, got {length} (shape {tuple(segments.shape)})")
+        if length != self.cfg.segment_length:
+            raise ValueError(f"expected {self.cfg.segment_length} frames per segment, got {length} "
+                             f"(shape {tuple(segments.shape)})")
         memory_format = torch.channels_last if self.channels_last else torch.contiguous_format
         centre = segments[:, length // 2].to(self.fc.weight.dtype, memory_format=memory_format)  # -> (M, 3, H, W)
         x = F.relu(self.bn1(self.conv1(centre)), inplace=True)
@@ -425,7 +406,7 @@ class TDN(nn.Module):
             if with_response:
                 response = diff.float().abs().mean(1, keepdim=True)  # (M, C, h', w') -> (M, 1, h', w')
                 response = F.interpolate(response, size=x.shape[-2:], mode="nearest")[:, 0]  # -> (M, h, w)
-        return (x, response) if with_response else x
+        return x, response
 
     # -- the cross-segment part ----------------------------------------------------------
     def forward_temporal(self, features: torch.Tensor) -> torch.Tensor:
@@ -451,45 +432,53 @@ class TDN(nn.Module):
         features = self.forward_segments(x.flatten(0, 1))  # (N, T, L, 3, H, W) -> (N*T, L, 3, H, W)
         return self.forward_temporal(features.unflatten(0, (n, t)))  # (N*T, C, h, w) -> (N, T, C, h, w)
 
-    # -- inference-time rewrites ---------------------------------------------------------
-    @torch.no_grad()
-    def fold_batchnorm(self) -> "TDN":
-        """Fold every eval-mode BatchNorm into the convolution before it (inference only)."""
-        fold_batchnorm(self)
-        self.batchnorm_folded = True
-        return self
+
+MODELS: dict[str, Callable[..., TDN]] = {}  # arch -> keyword-only builder
 
 
-@torch.no_grad()
-def fold_batchnorm(root: nn.Module) -> None:
-    """Fold every BatchNorm listed in a ``_CONV_BN`` table under ``root`` into its convolution."""
-    if root.training:
-        raise RuntimeError("fold_batchnorm() needs eval mode: the running statistics are folded")
-    for module in list(root.modules()):
-        for conv_name, bn_name in getattr(module, "_CONV_BN", ()):
-            bn = getattr(module, bn_name)
-            if isinstance(bn, nn.BatchNorm2d):
-                setattr(module, conv_name, fuse_conv_bn_eval(getattr(module, conv_name), bn))
-                setattr(module, bn_name, nn.Identity())
+def register_model(arch: str) -> Callable[[Callable[..., TDN]], Callable[..., TDN]]:
+    """Register a builder under ``arch`` (its ``ARCHS`` name) for :func:`create_model` and the CLI's choices."""
+    def register(builder: Callable[..., TDN]) -> Callable[..., TDN]:
+        MODELS[arch] = builder
+        return builder
+    return register
 
 
-def create_model(arch: str = "resnet50", *, num_segments: int = 8, num_classes: int = 400, variant: str = "tdn",
-                 **kwargs) -> TDN:
-    """A randomly initialised TDN in train mode; extra keyword arguments go to :class:`TDNConfig`."""
-    return TDN(TDNConfig(arch=arch, num_segments=num_segments, num_classes=num_classes, variant=variant, **kwargs))
+def create_model(arch: str = "resnet50", **kwargs) -> TDN:
+    """A randomly initialised TDN in train mode from the builder registered as ``arch``; keyword
+    arguments (``num_segments``, ``num_classes``, ``variant``, other :class:`TDNConfig` fields,
+    ``meta``) go to it."""
+    if arch not in MODELS:
+        raise ValueError(f"unknown arch {arch!r}; expected one of {', '.join(MODELS)}")
+    return MODELS[arch](**kwargs)
 
 
-def tdn_resnet18(**kwargs) -> TDN:
-    return create_model("resnet18", **kwargs)
+def _build(arch: str, *, num_segments: int, num_classes: int, variant: str, meta: ModelMeta | None,
+           **kwargs) -> TDN:
+    return TDN(TDNConfig(arch=arch, num_segments=num_segments, num_classes=num_classes, variant=variant, **kwargs),
+               meta=meta)
 
 
-def tdn_resnet34(**kwargs) -> TDN:
-    return create_model("resnet34", **kwargs)
+@register_model("resnet18")
+def tdn_resnet18(*, num_segments: int = 8, num_classes: int = 400, variant: str = "tdn",
+                 meta: ModelMeta | None = None, **kwargs) -> TDN:
+    return _build("resnet18", num_segments=num_segments, num_classes=num_classes, variant=variant, meta=meta, **kwargs)
 
 
-def tdn_resnet50(**kwargs) -> TDN:
-    return create_model("resnet50", **kwargs)
+@register_model("resnet34")
+def tdn_resnet34(*, num_segments: int = 8, num_classes: int = 400, variant: str = "tdn",
+                 meta: ModelMeta | None = None, **kwargs) -> TDN:
+    return _build("resnet34", num_segments=num_segments, num_classes=num_classes, variant=variant, meta=meta, **kwargs)
 
 
-def tdn_resnet101(**kwargs) -> TDN:
-    return create_model("resnet101", **kwargs)
+@register_model("resnet50")
+def tdn_resnet50(*, num_segments: int = 8, num_classes: int = 400, variant: str = "tdn",
+                 meta: ModelMeta | None = None, **kwargs) -> TDN:
+    return _build("resnet50", num_segments=num_segments, num_classes=num_classes, variant=variant, meta=meta, **kwargs)
+
+
+@register_model("resnet101")
+def tdn_resnet101(*, num_segments: int = 8, num_classes: int = 400, variant: str = "tdn",
+                  meta: ModelMeta | None = None, **kwargs) -> TDN:
+    return _build("resnet101", num_segments=num_segments, num_classes=num_classes, variant=variant, meta=meta,
+                  **kwargs)

@@ -32,7 +32,8 @@ import torch.nn.functional as F
 import yaml
 
 from pipelines.preprocess import PreprocessSpec
-from tdn.checkpoint import IMAGENET_MEAN, IMAGENET_STD, ModelMeta, load_imagenet_init, read_file, save_model
+from tdn.checkpoint import load_imagenet_init, read_file, save_model
+from tdn.meta import IMAGENET_MEAN, IMAGENET_STD, ModelMeta
 from tdn.config import Config
 from tdn.data import ClipDataset, clip_seconds_of, collate_clips, parse_flip_swap, read_list
 from tdn.evaluate import Metrics, evaluate
@@ -150,7 +151,7 @@ def train(cfg: Config, *, progress: bool = True, stop_after: int | None = None) 
         val_set = ClipDataset(val_records, train=False, views="1x1", limit_mb=cfg.pipeline.clip_memory_mb, **common)
 
     model = create_model(cfg.model.arch, num_segments=cfg.model.num_segments, num_classes=num_classes,
-                         variant=cfg.model.variant, dropout=t.dropout)
+                         variant=cfg.model.variant, dropout=t.dropout, meta=meta)
     if t.imagenet:
         load_imagenet_init(model, t.imagenet)
     model.to(device, memory_format=torch.channels_last)
@@ -235,7 +236,7 @@ def train(cfg: Config, *, progress: bool = True, stop_after: int | None = None) 
             score = metrics.top1 if metrics is not None else -float(loss_sum / max(seen, 1))
             if score > best_top1:
                 best_top1, best = score, metrics
-                save_model(out / "best.pt", model, meta)
+                save_model(out / "best.pt", model)
             torch.save({"format": STATE_FORMAT, "epoch": epoch, "best_top1": best_top1,
                         "model": model.state_dict(), "optimizer": optimizer.state_dict(),
                         "scheduler": scheduler.state_dict(), "scaler": scaler.state_dict()}, out / "last.pt")

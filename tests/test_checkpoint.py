@@ -13,10 +13,10 @@ from tdn.model import create_model
 
 
 @pytest.mark.parametrize("t", [8, 16])
-@pytest.mark.parametrize("fold_bn", [False, True])
-def test_official_checkpoint_reproduces_reference_logits(official_fixture, t, fold_bn):
+@pytest.mark.parametrize("rewrite", [False, True], ids=["as-defined", "inference-form"])
+def test_official_checkpoint_reproduces_reference_logits(official_fixture, t, rewrite):
     ref = official_fixture["reference"][f"T{t}"]
-    model = load_model(official_fixture["checkpoint"], num_segments=t, fold_bn=fold_bn)
+    model = load_model(official_fixture["checkpoint"], num_segments=t, rewrite=rewrite)
     assert model.cfg.layers == tuple(official_fixture["reference"]["layers"])
     assert model.cfg.num_classes == official_fixture["reference"]["num_class"]
     x = ref["input"].float()
@@ -31,7 +31,7 @@ def test_every_official_key_is_used_or_deliberately_skipped(official_fixture):
     remapped, skipped = remap_official(raw)
     assert len(remapped) + len(skipped) == len(raw) == 282
     assert skipped and all(k.startswith(OFFICIAL_SKIPPED_PREFIXES) for k in skipped)
-    model, _ = build_from_file(official_fixture["checkpoint"], num_segments=8)
+    model = build_from_file(official_fixture["checkpoint"], num_segments=8)
     assert set(remapped) == set(model.state_dict())
 
 
@@ -48,11 +48,11 @@ def test_project_format_round_trip(tmp_path):
     model = create_model("resnet18", num_segments=4, num_classes=3, variant="tdn")
     meta = ModelMeta(labels=["a", "b", "c"], input_size=96, resize_short=112, clip_seconds=2.0)
     path = save_model(tmp_path / "m.pt", model, meta)
-    loaded = load_model(path, fold_bn=False)
+    loaded = load_model(path, rewrite=False)
     assert loaded.cfg == model.cfg and loaded.meta.labels == ["a", "b", "c"] and loaded.meta.input_size == 96
     for k, v in model.state_dict().items():
         assert torch.equal(loaded.state_dict()[k], v), k
-    half = load_model(save_model(tmp_path / "h.pt", model, meta, half=True), fold_bn=False)
+    half = load_model(save_model(tmp_path / "h.pt", model, meta, half=True), rewrite=False)
     assert half.state_dict()["fc.weight"].dtype == torch.float32
     with pytest.raises(ValueError, match="3 classes"):
         load_model(path, labels=["only", "two"])

@@ -7,8 +7,10 @@ import torch.nn.functional as F
 from official_fixture import official_fixture  # noqa: F401 (pytest fixture)
 from tdn.api import load_model
 from tdn.info import model_info
-from tdn.model import (ARCHS, VARIANTS, LongTermTDM, TDN, TDNConfig, TemporalConv, create_model, fold_batchnorm,
-                       fuse_upsampled, half_resolution)
+from tdn.inference import FusedGateLongTermTDM, fold_batchnorm, prepare_for_inference
+from tdn.meta import ModelMeta
+from tdn.model import (ARCHS, MODELS, VARIANTS, LongTermTDM, TDNConfig, TemporalConv, create_model, fuse_upsampled,
+                       half_resolution)
 
 torch.manual_seed(0)
 
@@ -64,6 +66,18 @@ def test_bad_input_shapes_name_the_expected_layout():
         TDNConfig(arch="resnet3")
 
 
+def test_builders_are_registered_by_arch_and_keyword_only():
+    assert set(MODELS) == set(ARCHS)
+    with torch.device("meta"):
+        model = create_model("resnet34", num_segments=4, num_classes=3, variant="tsm", meta=ModelMeta(labels=list("abc")))
+        with pytest.raises(TypeError):
+            MODELS["resnet18"](4)  # keyword-only
+    assert (model.cfg.arch, model.cfg.num_segments, model.cfg.variant) == ("resnet34", 4, "tsm")
+    assert model.meta.labels == ["a", "b", "c"]  # declared with the model, not attached later
+    with pytest.raises(ValueError, match="unknown arch 'resnet3'; expected one of resnet18"):
+        create_model("resnet3")
+
+
 def test_temporal_conv_equals_depthwise_conv1d_over_time():
     n, t, c, h, w = 2, 8, 16, 3, 5
     module = TemporalConv(c, t)
@@ -115,7 +129,7 @@ def _ltdm_reference(m: LongTermTDM, x: torch.Tensor) -> torch.Tensor:
 @pytest.mark.parametrize("size", [(6, 6), (7, 5)])
 @pytest.mark.parametrize("folded", [False, True], ids=["plain", "folded-fused"])
 def test_long_term_module_against_direct_reference(size, folded):
-    """Folded, the module takes its inference path (one fused convolution + sigmoid on CPU)."""
+    """Folded, in its inference form, the gate is one fused convolution + sigmoid per direction (CPU)."""
     t, c = 4, 32
     m = LongTermTDM(c, t, reduction=8)
     _randomise_bn(m)
@@ -126,7 +140,7 @@ def test_long_term_module_against_direct_reference(size, folded):
     with torch.no_grad():
         expected = _ltdm_reference(m, x)
         if folded:
-            fold_batchnorm(m)
+            m = fold_batchnorm(FusedGateLongTermTDM.from_module(m))
             x = x.contiguous(memory_format=torch.channels_last)
         got = m(x)
     torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-5)
@@ -148,7 +162,7 @@ def test_short_term_module_against_direct_reference(size, fusion):
         x = F.max_pool2d(F.relu(model.bn1(model.conv1(seg[:, 2]))), 3, 2, 1)
         x = a * x + b * F.interpolate(d, size=x.shape[-2:])
         x = a * model.layer1(x) + b * F.interpolate(model.stdm.layer1(d), size=x.shape[-2:])
-        got, response = model.forward_segments(seg, with_response=True)
+        got, response = model.forward_segments_with_response(seg)
     torch.testing.assert_close(got, x, rtol=1e-5, atol=1e-5)
     assert response.shape == (2, *x.shape[-2:]) and (response >= 0).all()
 
@@ -182,16 +196,19 @@ def test_segment_split_equals_full_forward():
 
 
 @pytest.mark.parametrize("variant", list(VARIANTS))
-def test_batchnorm_folding_keeps_outputs(variant):
+def test_inference_form_keeps_outputs(variant):
+    """Every BatchNorm is found and folded (none is left), L-TDM takes its fused form on CPU, and the
+    outputs stay those of the model as defined."""
     model = create_model("resnet18", num_segments=4, num_classes=6, variant=variant)
     _randomise_bn(model, seed=1)
     model.eval()
     x = _clip(n=1, t=4, size=64, seed=4)
     with torch.no_grad():
         ref = model(x)
-        model.fold_batchnorm()
+        prepare_for_inference(model, device=torch.device("cpu"), precision="fp32")
         got = model(x)
     assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in model.modules())
+    assert not any(type(m) is LongTermTDM for m in model.modules())  # all in their fused form
     torch.testing.assert_close(got, ref, rtol=1e-4, atol=1e-4)
 
 
@@ -216,6 +233,6 @@ def test_bf16_agrees_with_fp32_on_top1(official_fixture):
     ("resnet101", 16, "tdn", 132), ("resnet50", 8, "tsn", 33),
 ])
 def test_macs_match_the_paper(arch, t, variant, paper):
+    """A real counter (PyTorch's FLOP counter) against the published figures."""
     info = model_info(arch, t, variant)
     assert abs(info["gmacs"] - paper) / paper <= 0.03, info
-    assert info["params"] == sum(p.numel() for p in TDN(TDNConfig(arch=arch, num_segments=t, variant=variant)).parameters())
