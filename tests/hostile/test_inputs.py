@@ -3,14 +3,27 @@ was wrong (the CLI: ``tdn CMD: error: ...``, exit 2, no traceback) or a correct 
 leave nothing partial behind."""
 from __future__ import annotations
 
+import copy
 import dataclasses
+import io
+import random
+import subprocess
+import sys
+import tarfile
 import typing
+import zipfile
+from pathlib import Path
 
 import pytest
+import torch
 import yaml
 
+from official_fixture import official_fixture  # noqa: F401 (pytest fixture)
+from tdn.api import load_model
+from tdn.checkpoint import CheckpointError, ModelMeta, build_from_file, save_model
 from tdn.cli import main as tdn_main
-from tdn.config import DEFAULT_CONFIG_PATH, Config, ConfigError, load_config, parse_override
+from tdn.config import DEFAULT_CONFIG_PATH, REPO_ROOT, Config, ConfigError, load_config, parse_override
+from tdn.model import create_model
 
 
 def run_cli(capsys, *argv: str) -> tuple[int, str, str]:
@@ -128,3 +141,196 @@ def test_bad_yaml_in_a_set_override_names_the_key(capsys):
 def test_config_that_is_a_directory_or_unreadable(tmp_path, capsys):
     code, _, err = run_cli(capsys, "info", "--config", str(tmp_path))
     assert_user_error(code, err, "info", f"{tmp_path} is a directory")
+
+
+# -- weights files ---------------------------------------------------------------------------
+LABELS = ["left", "right", "still"]
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    """A real tiny TDN-R18 (T=4, 3 classes, 64 px) in this project's format: its path and its dict."""
+    torch.manual_seed(0)
+    model = create_model("resnet18", num_segments=4, num_classes=len(LABELS)).eval()
+    path = save_model(tmp_path_factory.mktemp("weights") / "tiny.pt", model,
+                      ModelMeta(labels=LABELS, input_size=64, resize_short=72), half=True)
+    return path, torch.load(path, weights_only=True)
+
+
+def _save_variant(tmp_path, data: dict, **changes) -> Path:
+    """``data`` with ``changes`` ({"meta.input_size": 0, ...}) applied, saved to a new file."""
+    data = copy.deepcopy(data)
+    for dotted, value in changes.items():
+        section, _, key = dotted.partition(".")
+        data[section][key] = value
+    path = tmp_path / "variant.pt"
+    torch.save(data, path)
+    return path
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf")])
+def test_non_finite_weights_are_refused_naming_the_file_and_tensors(tiny, tmp_path, bad):
+    data = copy.deepcopy(tiny[1])
+    data["state_dict"]["fc.weight"][1, 2] = bad
+    data["state_dict"]["layer2.0.bn1.running_var"][0] = bad
+    path = tmp_path / "nan.pt"
+    torch.save(data, path)
+    with pytest.raises(CheckpointError) as info:
+        load_model(path)
+    message = str(info.value)
+    assert str(path) in message and "2 tensors hold NaN or infinite values" in message
+    assert "fc.weight" in message and "layer2.0.bn1.running_var" in message
+
+
+def test_official_checkpoint_with_nan_is_refused(official_fixture, tmp_path):
+    data = torch.load(official_fixture["checkpoint"], weights_only=True)
+    data["state_dict"]["module.new_fc.weight"][0, 0] = float("nan")
+    path = tmp_path / "official_nan.pth.tar"
+    torch.save(data, path)
+    with pytest.raises(CheckpointError, match=rf"{path}: 1 tensors hold NaN or infinite values: module.new_fc.weight"):
+        load_model(path)
+
+
+def test_stored_labels_must_match_the_classes(tiny, tmp_path):
+    path = _save_variant(tmp_path, tiny[1], **{"meta.labels": ["a", "b"]})
+    with pytest.raises(CheckpointError, match=rf"{path}: stores 2 labels but the model has 3 classes"):
+        load_model(path)
+
+
+@pytest.mark.parametrize("change,message", [
+    ({"meta.input_size": 0}, "input_size must be an integer with 32 <= input_size <= 1024, got 0"),
+    ({"meta.input_size": 64.5}, "input_size must be an integer with 32 <= input_size <= 1024, got 64.5"),
+    ({"meta.resize_short": 48}, "resize_short must be an integer with 64 <= resize_short <= 2048, got 48"),
+    ({"meta.mean": [0.5, 0.5]}, "mean must be 3 numbers (R, G, B), got [0.5, 0.5]"),
+    ({"meta.std": [0.2, 0.0, 0.2]}, "std must be a number with 0 < std <= 1000, got 0.0"),
+    ({"meta.std": [0.2, float("nan"), 0.2]}, "std must be a number with 0 < std <= 1000, got nan"),
+    ({"meta.labels": "left"}, "stored labels must be a list of non-empty names"),
+    ({"meta.clip_seconds": -1.0}, "clip_seconds must be a number with 0 < clip_seconds <= 3600, got -1.0"),
+    ({"meta.colour": "rgb"}, "unknown meta fields in file: colour"),
+    ({"config.num_segments": -4}, "num_segments must be an integer with 1 <= num_segments <= 64, got -4"),
+    ({"config.num_segments": 10000}, "num_segments must be an integer with 1 <= num_segments <= 64, got 10000"),
+    ({"config.num_classes": 0}, "num_classes must be an integer with 1 <= num_classes <= 100000, got 0"),
+    ({"config.arch": "resnet9"}, "invalid model config in file: unknown arch 'resnet9'"),
+    ({"config.layers": [2, 2, 2]}, "stored layers must be 4 block counts, got [2, 2, 2]"),
+    ({"config.layers": [2, 2, 2, 10**9]}, "layers must be an integer with 1 <= layers <= 64, got 1000000000"),
+    ({"config.neighbours": 1}, "neighbours must be an integer with 2 <= neighbours <= 16, got 1"),
+])
+def test_nonsense_stored_config_and_meta_are_refused_naming_the_field(tiny, tmp_path, change, message):
+    path = _save_variant(tmp_path, tiny[1], **change)
+    with pytest.raises(CheckpointError) as info:
+        load_model(path)
+    assert str(info.value).startswith(f"{path}: ") and message in str(info.value), str(info.value)
+
+
+def test_state_dict_entries_that_are_not_tensors(tiny, tmp_path):
+    data = copy.deepcopy(tiny[1])
+    data["state_dict"]["fc.bias"] = [0.0, 0.0, 0.0]
+    path = tmp_path / "list.pt"
+    torch.save(data, path)
+    with pytest.raises(CheckpointError, match=rf"{path}: 1 state dict entries are not named tensors: fc.bias"):
+        load_model(path)
+
+
+def _fuzz_files(tmp_path, tiny_bytes: bytes, count: int):
+    """Seeded hostile files: random bytes, mutated/truncated small checkpoints (zip and legacy),
+    pickle garbage, zips and tars that are not torch archives."""
+    rng = random.Random(1234)
+    small = io.BytesIO()
+    torch.save({"format": "tdn-live", "version": 1, "config": {"arch": "resnet18", "num_classes": 3},
+                "meta": {"labels": LABELS}, "state_dict": {"fc.weight": torch.randn(3, 8)}}, small)
+    legacy = io.BytesIO()
+    torch.save({"fc.weight": torch.randn(3, 8)}, legacy, _use_new_zipfile_serialization=False)
+    bases = [small.getvalue(), legacy.getvalue()]
+    for i in range(count):
+        kind = i % 7
+        base = bases[i % 2]
+        if kind == 0:
+            data = rng.randbytes(rng.randint(1, 4096))
+        elif kind in (1, 2):  # a few bytes overwritten anywhere
+            b = bytearray(base)
+            for _ in range(rng.randint(1, 8)):
+                b[rng.randrange(len(b))] = rng.randrange(256)
+            data = bytes(b)
+        elif kind == 3:
+            data = base[:rng.randrange(1, len(base))]
+        elif kind == 4:
+            data = b"\x80\x02" + rng.randbytes(rng.randint(1, 300))
+        elif kind == 5:
+            buf = io.BytesIO()
+            with zipfile.ZipFile(buf, "w") as z:
+                z.writestr(rng.choice(["archive/data.pkl", "data.pkl", "x/y"]), rng.randbytes(64))
+                if rng.random() < 0.5:
+                    z.writestr("archive/version", b"3\n")
+            data = buf.getvalue()
+        else:
+            buf = io.BytesIO()
+            with tarfile.open(fileobj=buf, mode="w") as tar:
+                info = tarfile.TarInfo(rng.choice(["storages", "tensors", "pickle", "sys_info"]))
+                payload = rng.randbytes(128)
+                info.size = len(payload)
+                tar.addfile(info, io.BytesIO(payload))
+            data = buf.getvalue()
+        path = tmp_path / f"fuzz{i}.pt"
+        path.write_bytes(data)
+        yield kind, path
+    real = bytearray(tiny_bytes)  # the real checkpoint: its pickle (first KB) flipped, and truncated
+    for i in range(6):
+        b = bytearray(real)
+        b[rng.randrange(40, 1200)] ^= 0xFF
+        path = tmp_path / f"flipped{i}.pt"
+        path.write_bytes(bytes(b))
+        yield "flipped", path
+    for i, cut in enumerate((100, len(real) // 3, len(real) - 10)):
+        path = tmp_path / f"cut{i}.pt"
+        path.write_bytes(bytes(real[:cut]))
+        yield "truncated", path
+
+
+def test_fuzzed_weights_files_always_raise_checkpoint_error(tiny, tmp_path):
+    outcomes = {}
+    for kind, path in _fuzz_files(tmp_path, tiny[0].read_bytes(), 300):
+        try:
+            build_from_file(path, num_segments=4)
+            outcome = "loaded"
+        except CheckpointError as exc:
+            assert str(path) in str(exc), str(exc)
+            outcome = "CheckpointError"
+        except Exception as exc:  # noqa: BLE001 - what this test is about
+            pytest.fail(f"{path} ({kind}): {type(exc).__name__}: {exc}")
+        if kind not in ("flipped", 1, 2):  # a flipped byte may land in a tensor's data: still a checkpoint
+            assert outcome == "CheckpointError", (kind, path)
+        outcomes[kind] = outcomes.get(kind, 0) + 1
+        path.unlink()
+    assert outcomes["truncated"] == 3 and sum(outcomes.values()) == 309
+
+
+def test_a_directory_as_weights(tmp_path, capsys):
+    code, _, err = run_cli(capsys, "export", "--weights", str(tmp_path))
+    assert_user_error(code, err, "export", f"{tmp_path} is a directory, not a weights file")
+
+
+def test_random_bytes_as_weights_in_export_and_predict(tmp_path, capsys):
+    path = tmp_path / "random.pt"
+    path.write_bytes(random.Random(7).randbytes(2000))
+    out = tmp_path / "out.ts"
+    code, _, err = run_cli(capsys, "export", "--weights", str(path), "--out", str(out))
+    assert_user_error(code, err, "export", str(path), "is not a PyTorch checkpoint")
+    assert list(tmp_path.iterdir()) == [path]
+    proc = subprocess.run([sys.executable, "-m", "tdn.cli", "predict", "clip.mp4", "--weights", str(path)],
+                          capture_output=True, text=True, cwd=REPO_ROOT)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
+    assert proc.stderr.startswith(f"tdn predict: error: {path} is not a PyTorch checkpoint")
+
+
+def test_label_file_with_the_wrong_count(tiny, tmp_path, capsys):
+    labels = tmp_path / "two.txt"
+    labels.write_text("a\nb\n")
+    code, _, err = run_cli(capsys, "predict", "clip.mp4", "--weights", str(tiny[0]), "--labels", str(labels))
+    assert_user_error(code, err, "predict", f"label file {labels} has 2 names", f"({tiny[0]}) has 3 classes")
+
+
+def test_label_file_not_utf8(tiny, tmp_path):
+    labels = tmp_path / "latin1.txt"
+    labels.write_bytes("caf\xe9\nb\nc\n".encode("latin-1"))
+    with pytest.raises(ValueError, match=rf"label file {labels} is not UTF-8 text \(byte 3\)"):
+        load_model(tiny[0], labels=labels)
