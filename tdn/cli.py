@@ -4,6 +4,11 @@ Each subcommand lives in its own module, which defines ``add_arguments(parser)``
 ``main(args) -> int``; only the chosen module is imported, so ``tdn info`` never pays
 for Gradio's import. Every subcommand accepts ``--config`` and repeated
 ``--set section.key=value`` overrides (see :mod:`tdn.config`).
+
+User errors end as ``tdn CMD: error: ...`` with exit code 2 and no traceback: every
+``ValueError`` (which includes ``ConfigError``, ``CheckpointError``, ``ClipError`` and
+``SourceError``) and every ``OSError`` (missing, unreadable or unwritable files). Any other
+exception is a bug and keeps its traceback.
 """
 from __future__ import annotations
 
@@ -11,7 +16,7 @@ import argparse
 import importlib
 import sys
 
-from tdn.config import DEFAULT_CONFIG_PATH, Config, ConfigError, load_config, parse_override
+from tdn.config import DEFAULT_CONFIG_PATH, Config, load_config, parse_override
 
 # name -> (module, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -66,7 +71,7 @@ def main(argv: list[str] | None = None) -> int:
     module = importlib.import_module(COMMANDS[args.command][0])
     try:
         return int(module.main(args) or 0)
-    except (ConfigError, FileNotFoundError, ValueError) as exc:
+    except (ValueError, OSError) as exc:
         print(f"tdn {args.command}: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
