@@ -51,7 +51,7 @@ def utc_now() -> str:
 
 def emit_record(record: dict, out: str | None = None) -> None:
     """Print a benchmark record as JSON and, given ``out``, also write it to that file."""
-    text = json.dumps(record, indent=1)
+    text = json.dumps(record, indent=1, allow_nan=False)
     print(text)
     if out:
         Path(out).parent.mkdir(parents=True, exist_ok=True)
@@ -126,7 +126,7 @@ def main(args: argparse.Namespace) -> int:
     report = bench_model(args.arch, args.segments, args.size, tuple(args.precisions.split(",")), args.runs,
                          threads=args.threads)
     if args.json:
-        print(json.dumps(report))
+        print(json.dumps(report, allow_nan=False))
         return 0
     print(f"TDN-{args.arch} T={args.segments} vs TSN ({args.arch}, torchvision) at {args.size}px, batch 1, "
           f"{report['threads']} threads, median of {args.runs}:")

@@ -171,7 +171,7 @@ def main(args: argparse.Namespace) -> int:
                        device=model.fc.weight.device)
     if args.json:
         print(json.dumps({"weights": str(cfg.model.weights or DEMO_WEIGHTS), "list": str(list_path),
-                          "views": args.views, **metrics.to_dict()}))
+                          "views": args.views, **metrics.to_dict()}, allow_nan=False))
     else:
         print(metrics.format())
     return 0

@@ -47,7 +47,7 @@ def main(args: argparse.Namespace) -> int:
                                     "model.variant": args.variant}).model
     info = model_info(cfg.arch, cfg.num_segments, cfg.variant, args.size, cfg.num_classes)
     if args.json:
-        print(json.dumps(info))
+        print(json.dumps(info, allow_nan=False))
     else:
         print(f"TDN {cfg.variant} {cfg.arch} T={cfg.num_segments} at {args.size}x{args.size}: "
               f"{info['params'] / 1e6:.2f} M parameters, {info['gmacs']:.2f} GMACs")
