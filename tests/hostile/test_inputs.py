@@ -3,9 +3,11 @@ was wrong (the CLI: ``tdn CMD: error: ...``, exit 2, no traceback) or a correct 
 leave nothing partial behind."""
 from __future__ import annotations
 
+import ast
 import copy
 import dataclasses
 import io
+import json
 import random
 import subprocess
 import sys
@@ -14,11 +16,17 @@ import typing
 import zipfile
 from pathlib import Path
 
+import cv2
+import numpy as np
 import pytest
 import torch
 import yaml
 
+from media import moving_square_frames, write_video
 from official_fixture import official_fixture  # noqa: F401 (pytest fixture)
+from pipelines.clip import ClipError
+from pipelines.postprocess import top_labels
+from pipelines.types import SourceError
 from tdn.api import load_model
 from tdn.checkpoint import CheckpointError, ModelMeta, build_from_file, save_model
 from tdn.cli import main as tdn_main
@@ -334,3 +342,140 @@ def test_label_file_not_utf8(tiny, tmp_path):
     labels.write_bytes("caf\xe9\nb\nc\n".encode("latin-1"))
     with pytest.raises(ValueError, match=rf"label file {labels} is not UTF-8 text \(byte 3\)"):
         load_model(tiny[0], labels=labels)
+
+
+# -- CLI flags and run-time output -----------------------------------------------------------
+FAST = ["--set", "pipeline.window_seconds=1.0", "--set", "pipeline.max_wait_ms=0", "--precision", "fp32"]
+
+
+@pytest.fixture(scope="module")
+def clip(tmp_path_factory):
+    return str(write_video(tmp_path_factory.mktemp("clips") / "a.mp4", moving_square_frames(30, width=96, height=72)))
+
+
+@pytest.fixture(scope="module")
+def overflowing(tiny, tmp_path_factory):
+    """Finite weights whose logits overflow to inf: the model's output is not finite at run time."""
+    data = copy.deepcopy(tiny[1])
+    data["state_dict"]["fc.weight"] = torch.full((3, 512), 3e38)
+    path = tmp_path_factory.mktemp("weights") / "overflow.pt"
+    torch.save(data, path)
+    return str(path)
+
+
+def _strict_json_lines(out: str) -> list[dict]:
+    def refuse(constant):
+        raise AssertionError(f"not strict JSON: {constant}")
+    return [json.loads(line, parse_constant=refuse) for line in out.splitlines() if line.strip()]
+
+
+@pytest.mark.parametrize("flags,needle", [
+    (["--topk", "0"], "'pipeline.topk' must satisfy 1 <= topk <= 1000; got 0"),
+    (["--topk", "-2"], "'pipeline.topk' must satisfy 1 <= topk <= 1000; got -2"),
+    (["--segments", "10000"], "'model.num_segments' must satisfy 1 <= num_segments <= 64; got 10000"),
+    (["--set", "pipeline.capture_max_side=-10"], "'pipeline.capture_max_side' must satisfy 32 <= capture_max_side"),
+])
+def test_bad_flags_exit_2_before_any_work(tiny, clip, capsys, flags, needle):
+    code, out, err = run_cli(capsys, "predict", clip, "--json", "--weights", str(tiny[0]), *flags)
+    assert_user_error(code, err, "predict", needle)
+    assert out == ""
+
+
+def test_topk_above_the_class_count_means_every_class(tiny, clip, capsys):
+    code, out, err = run_cli(capsys, "predict", clip, "--json", "--weights", str(tiny[0]), "--topk", "50", *FAST)
+    assert code == 0, err
+    [record] = _strict_json_lines(out)
+    assert sorted(e["label"] for e in record["topk"]) == sorted(LABELS)
+    assert abs(sum(e["score"] for e in record["topk"]) - 1) < 1e-4
+
+
+def test_top_labels_refuses_a_non_positive_k():
+    scores = np.full(9, 1 / 9, dtype=np.float32)
+    assert len(top_labels(scores, None, 100)) == 9
+    for k in (0, -2):
+        with pytest.raises(ValueError, match=f"topk must be an integer >= 1, got {k}"):
+            top_labels(scores, None, k)
+
+
+def test_non_finite_model_output_in_predict_is_an_error_record(overflowing, clip, capsys):
+    code, out, err = run_cli(capsys, "predict", clip, "--json", "--windows", "--weights", overflowing, *FAST)
+    assert code == 1
+    [record] = _strict_json_lines(out)
+    assert record["source"] == clip and "non-finite scores (NaN or inf)" in record["error"]
+
+
+def test_non_finite_model_output_in_stream_is_an_error_event(overflowing, clip, capsys):
+    code, out, _ = run_cli(capsys, "stream", "--source", clip, "--no-realtime", "--json", "--weights", overflowing,
+                           *FAST)
+    assert code == 1
+    events = _strict_json_lines(out)
+    errors = [e for e in events if e["event"] == "error"]
+    assert errors and all("non-finite scores" in e["detail"] and e["stream"] == clip for e in errors)
+    assert not [e for e in events if e["event"] == "prediction"]
+
+
+def test_every_json_writer_refuses_nan():
+    """Strict JSON everywhere: each json.dump(s) call in the project passes allow_nan=False."""
+    lax = []
+    for folder in ("tdn", "pipelines", "app", "scripts", "benchmarks"):
+        for path in (REPO_ROOT / folder).rglob("*.py"):
+            for node in ast.walk(ast.parse(path.read_text())):
+                if (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
+                        and node.func.attr in ("dump", "dumps") and getattr(node.func.value, "id", "") == "json"
+                        and not any(k.arg == "allow_nan" and getattr(k.value, "value", True) is False
+                                    for k in node.keywords)):
+                    lax.append(f"{path.relative_to(REPO_ROOT)}:{node.lineno}")
+    assert not lax, lax
+
+
+@pytest.mark.parametrize("target,needle", [
+    ("{tmp}", "is a directory; give a file name"),
+    ("{tmp}/no/such/folder/out.mp4", "does not exist"),
+    ("{tmp}/out.txt", "cannot write mp4v video there"),
+])
+def test_write_video_to_an_unwritable_path_fails_before_starting(tiny, clip, tmp_path, capsys, target, needle):
+    out_path = target.format(tmp=tmp_path)
+    code, out, err = run_cli(capsys, "stream", "--source", clip, "--json", "--weights", str(tiny[0]),
+                             "--write-video", out_path, *FAST)
+    assert_user_error(code, err, "stream", f"--write-video {out_path}", needle)
+    assert out == "" and list(tmp_path.iterdir()) == []
+
+
+def test_write_video_leaves_only_the_complete_file(tiny, clip, tmp_path, capsys):
+    video = tmp_path / "annotated.mp4"
+    code, _, err = run_cli(capsys, "stream", "--source", clip, "--no-realtime", "--json", "--weights",
+                           str(tiny[0]), "--write-video", str(video), *FAST)
+    assert code == 0, err
+    assert f"wrote 30 frames of {clip} to {video}" in err
+    assert list(tmp_path.iterdir()) == [video]
+    capture = cv2.VideoCapture(str(video))
+    assert int(capture.get(cv2.CAP_PROP_FRAME_COUNT)) == 30
+    capture.release()
+
+
+def test_export_to_a_directory_leaves_nothing(tiny, tmp_path, capsys):
+    code, _, err = run_cli(capsys, "export", "--weights", str(tiny[0]), "--out", str(tmp_path))
+    assert_user_error(code, err, "export", f"export output {tmp_path} is a directory")
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("exc", [
+    CheckpointError("w.pt is not a PyTorch checkpoint"), ClipError("c.mp4 has no decodable video frames"),
+    SourceError("rtsp://***@cam: cannot open"), ConfigError("config key 'x.y' must be ..."),
+    PermissionError(13, "Permission denied", "/root/w.pt"), IsADirectoryError(21, "Is a directory", "/tmp"),
+    FileNotFoundError(2, "No such file or directory", "gone.pt"),
+])
+def test_user_errors_exit_2_without_traceback(monkeypatch, capsys, exc):
+    def fail(args):
+        raise exc
+    monkeypatch.setattr("tdn.info.main", fail)
+    code, _, err = run_cli(capsys, "info")
+    assert_user_error(code, err, "info", str(exc))
+
+
+def test_bugs_keep_their_traceback(monkeypatch):
+    def bug(args):
+        raise KeyError("a bug")
+    monkeypatch.setattr("tdn.info.main", bug)
+    with pytest.raises(KeyError, match="a bug"):
+        tdn_main(["info"])
