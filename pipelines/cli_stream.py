@@ -26,12 +26,14 @@ import cv2
 
 from pipelines.cli_predict import add_model_arguments, model_overrides
 from pipelines.overlay import HEATMAPS, annotate
+from tdn.cli import bounded
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--source", action="append", required=True, metavar="SRC",
                         help="camera index, rtsp/http(s) URL or video file (repeatable)")
-    parser.add_argument("--duration", type=float, default=None, help="stop after this many seconds")
+    parser.add_argument("--duration", type=bounded(float, 0, 1e9, lo_open=True), default=None,
+                        help="stop after this many seconds")
     parser.add_argument("--write-video", default=None, metavar="PATH", help="write annotated video (.mp4)")
     parser.add_argument("--heatmap", choices=list(HEATMAPS), default="none",
                         help="heat map in the written video: raw RGB differences or the S-TDM response")

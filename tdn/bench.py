@@ -26,6 +26,8 @@ import torchvision
 from torch.ao.quantization import fuse_modules
 
 from tdn.api import DTYPES, load_model
+from tdn.cli import bounded
+from tdn.config import MAX_SEGMENTS
 
 
 def cpu_name() -> str:
@@ -114,11 +116,12 @@ def bench_model(arch: str = "resnet50", num_segments: int = 8, size: int = 224, 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("what", choices=["model"], help="model: TDN vs TSN (torchvision ResNet) per window")
     parser.add_argument("--arch", default="resnet50")
-    parser.add_argument("--segments", type=int, default=8)
-    parser.add_argument("--size", type=int, default=224)
-    parser.add_argument("--runs", type=int, default=20)
+    parser.add_argument("--segments", type=bounded(int, 1, MAX_SEGMENTS), default=8)
+    parser.add_argument("--size", type=bounded(int, 32, 1024), default=224)
+    parser.add_argument("--runs", type=bounded(int, 1, 10_000), default=20)
     parser.add_argument("--precisions", default="fp32,bf16", help="comma-separated (default: %(default)s)")
-    parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
+    parser.add_argument("--threads", type=bounded(int, 1, 1024), default=None,
+                        help="torch threads (default: torch's choice)")
     parser.add_argument("--json", action="store_true")
 
 

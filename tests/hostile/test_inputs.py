@@ -479,3 +479,18 @@ def test_bugs_keep_their_traceback(monkeypatch):
     monkeypatch.setattr("tdn.info.main", bug)
     with pytest.raises(KeyError, match="a bug"):
         tdn_main(["info"])
+
+
+@pytest.mark.parametrize("argv,needle", [
+    (["info", "--size", "100000"], "argument --size: must satisfy 32 <= value <= 1024, got 100000"),
+    (["info", "--size", "0"], "argument --size: must satisfy 32 <= value <= 1024, got 0"),
+    (["bench", "model", "--segments", "10000"], "argument --segments: must satisfy 1 <= value <= 64, got 10000"),
+    (["stream", "--source", "x.mp4", "--duration", "nan"], "argument --duration: must satisfy 0 < value"),
+    (["eval", "--list", "x.txt", "--batch-size", "0"], "argument --batch-size: must satisfy 1 <= value <= 4096"),
+    (["synth", "--fps", "0"], "argument --fps: must satisfy 1 <= value <= 240, got 0"),
+])
+def test_numeric_flags_outside_config_are_range_checked(capsys, argv, needle):
+    with pytest.raises(SystemExit) as info:
+        tdn_main(argv)
+    err = capsys.readouterr().err
+    assert info.value.code == 2 and f"tdn {argv[0]}: error: {needle}" in err and "Traceback" not in err
