@@ -133,7 +133,7 @@ class TrainConfig:
     root: str = ""
     data_format: str = field(default="video", metadata=_choices("video", "frames"))
     image_template: str = "img_{:05d}.jpg"
-    epochs: int = field(default=10, metadata=_range(1, 10_000))
+    epochs: int = field(default=10, metadata=_range(0, 10_000))  # 0: initialise and save, no training
     batch_size: int = field(default=8, metadata=_range(1, 4096))
     lr: float = field(default=0.01, metadata=_positive(10))
     weight_decay: float = field(default=5e-4, metadata=_range(0, 1))

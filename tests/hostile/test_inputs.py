@@ -89,7 +89,7 @@ def test_every_numeric_setting_declares_a_range_kept_in_config_yaml():
     ("app.port", "70000", "1 <= port <= 65535"),
     ("app.port", "0", "1 <= port <= 65535"),
     ("train.lr", "-0.1", "0 < lr <= 10"),
-    ("train.epochs", "0", "1 <= epochs <= 10000"),
+    ("train.epochs", "-1", "0 <= epochs <= 10000"),
     ("train.batch_size", "0", "1 <= batch_size <= 4096"),
     ("train.dropout", "1", "0 <= dropout < 1"),
     ("pipeline.buffer_max_frames", "0", "1 <= buffer_max_frames <= 4096"),
