@@ -141,7 +141,7 @@ def main(argv: list[str] | None = None) -> int:
             for n in args.streams:
                 result = run(service, clip, n, args.seconds)
                 record["runs"].append(result)
-                print(json.dumps({k: v for k, v in result.items() if k != "per_stream"}), flush=True)
+                print(json.dumps({k: v for k, v in result.items() if k != "per_stream"}, allow_nan=False), flush=True)
             record["load_avg_after"] = os.getloadavg()
     emit_record(record, args.out)
     return 0

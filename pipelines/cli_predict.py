@@ -80,7 +80,7 @@ def main(args: argparse.Namespace) -> int:
             except (ClipError, FileNotFoundError, ValueError, RuntimeError) as exc:
                 failed += 1
                 record = {"source": path, "error": str(exc)}
-            print(json.dumps(record) if args.json else _format_text(record), flush=True)
+            print(json.dumps(record, allow_nan=False) if args.json else _format_text(record), flush=True)
     if failed:
         print(f"tdn predict: {failed} of {len(args.clips)} clips failed", file=sys.stderr)
     return 1 if failed else 0

@@ -3,15 +3,20 @@
 Each prediction: ``{"event": "prediction", "stream": ID, "time": <capture time of the window's
 newest frame, unix s>, "latency_ms": <emit time - that capture time>, "topk": [{"label",
 "score"}, ...]}`` (entries below ``--threshold`` left out); each status change:
-``{"event": "status", "stream": ID, "status": "live|reconnecting|ended|failed", "detail": str}``.
+``{"event": "status", "stream": ID, "status": "live|reconnecting|ended|failed", "detail": str}``;
+a window the model scored with non-finite output: ``{"event": "error", "stream": ID, "time": t,
+"detail": str}`` (the exit code is then 1).
 Runs until every source has ended, ``--duration`` seconds have passed, or Ctrl-C.
 ``--write-video PATH`` writes every captured frame annotated with the stream's latest
-prediction (one file per source: ``PATH`` for one, ``PATH`` with ``_1``, ``_2``... otherwise).
+prediction (one file per ``--source``: ``PATH`` for one, ``PATH`` with ``_1``, ``_2``... otherwise).
+The paths are checked before anything starts; each video is written under a hidden
+``.NAME.partial`` name and renamed to ``PATH`` once complete (removed if it fails).
 """
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import threading
 import time
@@ -21,12 +26,14 @@ import cv2
 
 from pipelines.cli_predict import add_model_arguments, model_overrides
 from pipelines.overlay import HEATMAPS, annotate
+from tdn.cli import bounded
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--source", action="append", required=True, metavar="SRC",
                         help="camera index, rtsp/http(s) URL or video file (repeatable)")
-    parser.add_argument("--duration", type=float, default=None, help="stop after this many seconds")
+    parser.add_argument("--duration", type=bounded(float, 0, 1e9, lo_open=True), default=None,
+                        help="stop after this many seconds")
     parser.add_argument("--write-video", default=None, metavar="PATH", help="write annotated video (.mp4)")
     parser.add_argument("--heatmap", choices=list(HEATMAPS), default="none",
                         help="heat map in the written video: raw RGB differences or the S-TDM response")
@@ -38,13 +45,44 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_model_arguments(parser)
 
 
+FOURCC = "mp4v"
+
+
+def partial_path(path: Path) -> Path:
+    """Where ``path`` is written until it is complete (same folder and extension, hidden)."""
+    return path.with_name(f".{path.stem}.partial{path.suffix}")
+
+
+def check_video_path(path: Path) -> None:
+    """Refuse, before anything starts, a video output that cannot be written (ValueError/FileNotFoundError)."""
+    if path.is_dir():
+        raise ValueError(f"--write-video {path} is a directory; give a file name such as {path / 'out.mp4'}")
+    if not path.parent.is_dir():
+        raise FileNotFoundError(f"--write-video {path}: folder {path.parent} does not exist")
+    probe = partial_path(path)
+    writer = cv2.VideoWriter(str(probe), cv2.VideoWriter_fourcc(*FOURCC), 25.0, (64, 64))
+    try:
+        opened = writer.isOpened()
+    finally:
+        writer.release()
+        probe.unlink(missing_ok=True)
+    if not opened:
+        raise ValueError(f"--write-video {path}: cannot write {FOURCC} video there (is the folder writable, "
+                         "and the extension one OpenCV writes, such as .mp4 or .avi?)")
+
+
 class AnnotatedVideoWriter:
-    """Writes every frame of one stream, annotated with its latest prediction, on its own thread."""
+    """Writes every frame of one stream, annotated with its latest prediction, on its own thread.
+
+    Frames go to :func:`partial_path`, renamed to ``path`` when the writer ends; ``error`` is
+    set (and nothing left behind) if writing failed.
+    """
 
     def __init__(self, service, stream_id: str, path: Path, *, heatmap: str, fps: float):
         self.service, self.stream_id, self.path = service, stream_id, path
         self.heatmap, self.fps = heatmap, fps
         self.frames_written = 0
+        self.error: str | None = None
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name=f"video {stream_id}", daemon=True)
         self._thread.start()
@@ -61,6 +99,7 @@ class AnnotatedVideoWriter:
 
     def _run(self) -> None:
         buffer = self.service.source(self.stream_id).buffer
+        partial = partial_path(self.path)
         writer, last = None, None
         try:
             while not self._stop.is_set():
@@ -69,19 +108,37 @@ class AnnotatedVideoWriter:
                 for frame in new:
                     if writer is None:
                         h, w = frame.image.shape[:2]
-                        writer = cv2.VideoWriter(str(self.path), cv2.VideoWriter_fourcc(*"mp4v"), self.fps, (w, h))
+                        writer = cv2.VideoWriter(str(partial), cv2.VideoWriter_fourcc(*FOURCC), self.fps, (w, h))
+                        if not writer.isOpened():
+                            raise OSError(f"cannot open {partial} for writing")
                     writer.write(cv2.cvtColor(self._annotated(frame.image), cv2.COLOR_RGB2BGR))
                     self.frames_written += 1
                     last = frame.index
                 if not frames and self.service.source(self.stream_id).status.state in ("ended", "failed"):
                     return
+        except Exception as exc:  # noqa: BLE001 - reported by main, the partial file removed below
+            self.error = f"{type(exc).__name__}: {exc}"
         finally:
             if writer is not None:
                 writer.release()
+            if self.error is None and self.frames_written:
+                try:
+                    os.replace(partial, self.path)
+                except OSError as exc:
+                    self.error = str(exc)
+            partial.unlink(missing_ok=True)  # gone after the rename; otherwise incomplete
 
-    def close(self) -> None:
+    def close(self) -> str:
+        """Stop, finish the file and say what became of it (for stderr)."""
         self._stop.set()
         self._thread.join(10.0)
+        if self._thread.is_alive():
+            self.error = "still writing after 10 s"
+        if self.error:
+            return f"video of {self.stream_id} not written to {self.path}: {self.error}"
+        if not self.frames_written:
+            return f"video of {self.stream_id} not written to {self.path}: no frames were captured"
+        return f"wrote {self.frames_written} frames of {self.stream_id} to {self.path}"
 
 
 def _video_paths(path: str, count: int) -> list[Path]:
@@ -94,6 +151,8 @@ def _video_paths(path: str, count: int) -> list[Path]:
 def _text(event: dict) -> str:
     if event["event"] == "status":
         return f"[{event['stream']}] {event['status']}: {event['detail']}"
+    if event["event"] == "error":
+        return f"[{event['stream']}] error: {event['detail']}"
     labels = ", ".join(f"{e['label']} {e['score']:.2f}" for e in event["topk"]) or "(nothing above threshold)"
     return f"[{event['stream']}] {time.strftime('%H:%M:%S', time.localtime(event['time']))} " \
            f"{event['latency_ms']:6.0f} ms  {labels}"
@@ -107,29 +166,37 @@ def main(args: argparse.Namespace) -> int:
 
     config = config_from_args(args, **model_overrides(args), **{
         "pipeline.threshold": args.threshold, "pipeline.smoothing": args.smoothing})
+    video_paths = _video_paths(args.write_video, len(args.source)) if args.write_video else []
+    for path in video_paths:
+        check_video_path(path)
     print_lock = threading.Lock()
+    errors = 0
 
     def show(record: dict) -> None:
+        nonlocal errors
         with print_lock:
-            print(json.dumps(record) if args.json else _text(record), flush=True)
+            errors += record["event"] == "error"
+            print(json.dumps(record, allow_nan=False) if args.json else _text(record), flush=True)
 
     failed = 0
     writers: list[AnnotatedVideoWriter] = []
     with RecognitionService(config) as service:
         service.subscribe(lambda event: show(event.to_json()))
         started = []
-        for spec in args.source:
+        for i, spec in enumerate(args.source):
             try:
-                started.append(service.add_source(spec, realtime=args.realtime, loop=args.loop or None))
+                sid = service.add_source(spec, realtime=args.realtime, loop=args.loop or None)
             except SourceError:
                 failed += 1  # the source has already reported its failed status
+                continue
             except (ValueError, FileNotFoundError) as exc:
                 failed += 1
                 show({"event": "status", "stream": describe_source(spec), "status": "failed", "detail": str(exc)})
-        if args.write_video and started:
-            for sid, path in zip(started, _video_paths(args.write_video, len(started))):
+                continue
+            started.append(sid)
+            if video_paths:
                 fps = getattr(service.source(sid), "fps", 0.0) or 25.0
-                writers.append(AnnotatedVideoWriter(service, sid, path, heatmap=args.heatmap, fps=fps))
+                writers.append(AnnotatedVideoWriter(service, sid, video_paths[i], heatmap=args.heatmap, fps=fps))
         deadline = None if args.duration is None else time.monotonic() + args.duration
         try:
             while started:
@@ -142,5 +209,6 @@ def main(args: argparse.Namespace) -> int:
             pass
         failed += sum(1 for s in service.status().values() if s.state == "failed")
         for writer in writers:
-            writer.close()
-    return 1 if failed else 0
+            print(f"tdn stream: {writer.close()}", file=sys.stderr)
+            failed += writer.error is not None
+    return 1 if failed or errors else 0

@@ -1,6 +1,10 @@
 """Post-processing per stream: softmax, smoothing over recent windows, threshold, top-k,
 label-change events.
 
+Top-k: ``k`` must be >= 1; a ``k`` above the number of classes means all classes. Scores
+that are not finite (NaN/inf from the model) raise :class:`NonFiniteScores` and never
+reach a prediction.
+
 Example::
 
     post = PostProcessor(labels, smoothing=3, threshold=0.5, topk=5)
@@ -40,8 +44,22 @@ class Prediction:
         return as_json_topk((name, score) for name, score in self.topk if score >= self.threshold)
 
 
+class NonFiniteScores(ValueError):
+    """The model produced NaN or infinite scores (broken weights, or overflow in low precision)."""
+
+
+def check_finite(values: np.ndarray) -> None:
+    bad = int(np.size(values) - np.isfinite(values).sum())
+    if bad:
+        raise NonFiniteScores(f"the model produced {bad} non-finite scores (NaN or inf) of {np.size(values)}; "
+                              "check the weights, or try --precision fp32")
+
+
 def top_labels(scores: np.ndarray, labels: list[str] | None, k: int) -> tuple[tuple[str, float], ...]:
-    """The ``k`` best ``(label, score)`` pairs of a score vector, best first."""
+    """The ``k`` best ``(label, score)`` pairs of a score vector, best first (all of them if ``k`` exceeds them)."""
+    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
+        raise ValueError(f"topk must be an integer >= 1, got {k!r}")
+    check_finite(scores)
     order = np.argsort(-scores, kind="stable")[:k]
     return tuple((label_name(labels, int(i)), float(scores[i])) for i in order)
 
@@ -60,7 +78,7 @@ class PostProcessor:
         if not 0.0 <= threshold <= 1.0:
             raise ValueError(f"threshold must be between 0 and 1, got {threshold}")
         if topk < 1:
-            raise ValueError(f"topk must be >= 1, got {topk}")
+            raise ValueError(f"topk must be >= 1, got {topk}")  # more than the classes: all of them
         self.labels = labels
         self.threshold = threshold
         self.topk = topk
@@ -68,8 +86,13 @@ class PostProcessor:
         self._label: str | None = None
 
     def update(self, logits: torch.Tensor) -> Prediction:
-        """Add the newest window's logits ``(K,)`` and return the smoothed prediction."""
-        probs = torch.softmax(logits.detach().float().flatten(), 0).numpy()
+        """Add the newest window's logits ``(K,)`` and return the smoothed prediction.
+
+        Raises :class:`NonFiniteScores` (and keeps the earlier windows) for non-finite logits.
+        """
+        logits = logits.detach().float().flatten()
+        check_finite(logits.numpy())
+        probs = torch.softmax(logits, 0).numpy()
         self._recent.append(probs)
         scores = np.mean(self._recent, axis=0).astype(np.float32)
         topk = top_labels(scores, self.labels, self.topk)

@@ -9,7 +9,7 @@ Example::
 
     service = RecognitionService(load_config())
     sid = service.add_source("rtsp://user:pw@cam/stream")      # id: the masked URL
-    service.subscribe(lambda event: print(event.to_json()))   # predictions and status changes
+    service.subscribe(lambda event: print(event.to_json()))   # predictions, status changes, errors
     service.latest(sid)                                        # newest StreamPrediction or None
     service.predict_clip("clip.mp4", views="10x3")
     service.close()
@@ -31,7 +31,7 @@ import torch
 
 from pipelines.clip import ClipPrediction, ProgressCallback, predict_clip
 from pipelines.engine import InferenceEngine, WindowResult
-from pipelines.postprocess import PostProcessor, Prediction, as_json_topk, top_labels
+from pipelines.postprocess import NonFiniteScores, PostProcessor, Prediction, as_json_topk, top_labels
 from pipelines.preprocess import PreprocessSpec, create_preprocessor
 from pipelines.scheduler import WindowScheduler
 from pipelines.sources import PushSource, Source, describe_source, open_source
@@ -84,7 +84,19 @@ class StatusEvent:
         return {"event": "status", "stream": self.stream, "status": self.status.state, "detail": self.status.detail}
 
 
-Event = StreamPrediction | StatusEvent
+@dataclass(frozen=True)
+class ErrorEvent:
+    """A window of ``stream`` that could not become a prediction (e.g. non-finite model output)."""
+
+    stream: str
+    time: float
+    detail: str
+
+    def to_json(self) -> dict:
+        return {"event": "error", "stream": self.stream, "time": round(self.time, 6), "detail": self.detail}
+
+
+Event = StreamPrediction | StatusEvent | ErrorEvent
 
 
 @dataclass(frozen=True)
@@ -282,14 +294,18 @@ class RecognitionService:
         if state is None:
             return  # removed meanwhile
         with state.lock:
-            prediction = state.post.update(result.logits)
-            event = StreamPrediction(stream=result.window.stream, time=result.window.newest_t,
-                                     latency_ms=result.latency_ms, prediction=prediction, response=result.response,
-                                     window=result.window)
-            state.latest = event
-            state.predictions += 1
-            state.emitted.append(result.emitted)
-            state.latencies.append(result.latency_ms)
+            try:
+                prediction = state.post.update(result.logits)
+            except NonFiniteScores as exc:
+                event = ErrorEvent(stream=result.window.stream, time=result.window.newest_t, detail=str(exc))
+            else:
+                event = StreamPrediction(stream=result.window.stream, time=result.window.newest_t,
+                                         latency_ms=result.latency_ms, prediction=prediction,
+                                         response=result.response, window=result.window)
+                state.latest = event
+                state.predictions += 1
+                state.emitted.append(result.emitted)
+                state.latencies.append(result.latency_ms)
         self._emit(event)
 
     # -- queries -----------------------------------------------------------------------------
@@ -335,7 +351,7 @@ class RecognitionService:
 
     def topk(self, scores: np.ndarray, k: int | None = None) -> list[dict]:
         """``[{"label", "score"}]`` of the ``k`` (default ``pipeline.topk``) best classes of a score vector."""
-        return as_json_topk(top_labels(scores, self.labels, k or self.config.pipeline.topk))
+        return as_json_topk(top_labels(scores, self.labels, self.config.pipeline.topk if k is None else k))
 
     # -- lifecycle ---------------------------------------------------------------------------
     def wait_until_ended(self, timeout: float | None = None) -> bool:

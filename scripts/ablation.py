@@ -140,7 +140,7 @@ def main() -> int:
         for variant in args.variants:
             result = run_variant(variant)
             done = {**finished(), variant: result}
-            results_file.write_text(json.dumps([done[v] for v in VARIANTS if v in done], indent=1))
+            results_file.write_text(json.dumps([done[v] for v in VARIANTS if v in done], indent=1, allow_nan=False))
             print(f"{variant}: test top-1 {100 * result['top1']:.1f}%", flush=True)
     done = finished()
     results = [{**done[v], "pairs": pair_accuracies(done[v])} for v in VARIANTS if v in done]

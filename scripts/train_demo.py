@@ -172,7 +172,7 @@ def package(note: str = "") -> None:
     save_model(DEMO_WEIGHTS, best, half=True)
     (DEMO_WEIGHTS.parent / "labels.txt").write_text("".join(f"{c}\n" for c in synth.CLASSES))
     result = evaluate_file(DEMO_WEIGHTS, DATA / "test.txt", "1x1")
-    (RUN / "test_result.json").write_text(json.dumps(result, indent=1))
+    (RUN / "test_result.json").write_text(json.dumps(result, indent=1, allow_nan=False))
     latency = window_latency_ms(DEMO_WEIGHTS)
     write_card(result, latency, note)
     print(f"shipped {DEMO_WEIGHTS}: test top-1 {100 * result['top1']:.1f}%, window {latency[0]:.0f} ms (bf16)")

@@ -58,6 +58,8 @@ def load_model(weights: str | Path | None = None, *, arch: str = "resnet50", num
     if labels is not None:
         names = list(labels) if isinstance(labels, (list, tuple)) else load_labels(labels)
         if len(names) != model.cfg.num_classes:
-            raise ValueError(f"label file has {len(names)} names but the model has {model.cfg.num_classes} classes")
+            given = "the labels given" if isinstance(labels, (list, tuple)) else f"label file {labels}"
+            raise ValueError(f"{given} has {len(names)} names but the model ({weights or 'random init'}) "
+                             f"has {model.cfg.num_classes} classes")
         model.meta.labels = names
     return prepare_for_inference(model, device=dev, precision=prec, rewrite=rewrite)

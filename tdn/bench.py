@@ -25,6 +25,8 @@ import torch
 import torchvision
 
 from tdn.api import load_model
+from tdn.cli import bounded
+from tdn.config import MAX_SEGMENTS
 from tdn.inference import DTYPES, fold_batchnorm
 
 
@@ -63,7 +65,7 @@ def utc_now() -> str:
 
 def emit_record(record: dict, out: str | None = None) -> None:
     """Print a benchmark record as JSON and, given ``out``, also write it to that file."""
-    text = json.dumps(record, indent=1)
+    text = json.dumps(record, indent=1, allow_nan=False)
     print(text)
     if out:
         Path(out).parent.mkdir(parents=True, exist_ok=True)
@@ -118,11 +120,12 @@ def bench_model(arch: str = "resnet50", num_segments: int = 8, size: int = 224, 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("what", choices=["model"], help="model: TDN vs TSN (torchvision ResNet) per window")
     parser.add_argument("--arch", default="resnet50")
-    parser.add_argument("--segments", type=int, default=8)
-    parser.add_argument("--size", type=int, default=224)
-    parser.add_argument("--runs", type=int, default=20)
+    parser.add_argument("--segments", type=bounded(int, 1, MAX_SEGMENTS), default=8)
+    parser.add_argument("--size", type=bounded(int, 32, 1024), default=224)
+    parser.add_argument("--runs", type=bounded(int, 1, 10_000), default=20)
     parser.add_argument("--precisions", default="fp32,bf16", help="comma-separated (default: %(default)s)")
-    parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
+    parser.add_argument("--threads", type=bounded(int, 1, 1024), default=None,
+                        help="torch threads (default: torch's choice)")
     parser.add_argument("--json", action="store_true")
 
 
@@ -130,7 +133,7 @@ def main(args: argparse.Namespace) -> int:
     report = bench_model(args.arch, args.segments, args.size, tuple(args.precisions.split(",")), args.runs,
                          threads=args.threads)
     if args.json:
-        print(json.dumps(report))
+        print(json.dumps(report, allow_nan=False))
         return 0
     print(f"TDN-{args.arch} T={args.segments} vs TSN ({args.arch}, torchvision) at {args.size}px, batch 1, "
           f"{report['threads']} threads, median of {args.runs}:")

@@ -3,7 +3,8 @@
 Every file is read with ``torch.load(..., weights_only=True)``; a missing, truncated, foreign
 or unsafe file raises :class:`CheckpointError` (a ``ValueError``) or ``FileNotFoundError``
 naming the file and what was wrong. Loading is strict: every key of the file is used or
-deliberately skipped, every parameter of the model is filled.
+deliberately skipped, every parameter of the model is filled, every tensor is finite, and
+the stored config and meta (class names, input size, mean/std) are checked before use.
 
 This project's format::
 
@@ -14,12 +15,14 @@ from __future__ import annotations
 
 import pickle
 import re
-import zipfile
+import warnings
+from dataclasses import fields
 from pathlib import Path
-from typing import Mapping
+from typing import Any, Mapping
 
 import torch
 
+from tdn.config import ModelConfig, Range
 from tdn.meta import ModelMeta
 from tdn.model import ARCHS, TDN, TDNConfig
 
@@ -31,24 +34,68 @@ class CheckpointError(ValueError):
     """A weights file could not be used; the message names the file and the reason."""
 
 
+# A torch.load error that means the file is a real pickle needing globals weights_only refuses.
+_UNSAFE = re.compile(r"GLOBAL [A-Za-z_][\w.]* was not an allowed global|whose module [A-Za-z_][\w.]* is blocked")
+
+
 def read_file(path: str | Path) -> object:
-    """``torch.load(path, weights_only=True)`` with errors that say what is wrong with the file."""
+    """``torch.load(path, weights_only=True)`` with errors that say what is wrong with the file.
+
+    Bytes that are not a PyTorch checkpoint make ``torch.load`` fail in many ways (bad zip,
+    bad pickle opcodes, ``IndexError``, ``KeyError``, ...): every one becomes a
+    :class:`CheckpointError`; a real pickle that needs unsafe globals gets its own message.
+    """
     path = Path(path)
+    if path.is_dir():
+        raise CheckpointError(f"{path} is a directory, not a weights file")
     if not path.is_file():
         raise FileNotFoundError(f"weights file not found: {path}")
-    if path.stat().st_size == 0:
-        raise CheckpointError(f"weights file {path} is empty")
+    with open(path, "rb") as f:  # unreadable (permissions): the OSError names the file
+        if not f.read(1):
+            raise CheckpointError(f"weights file {path} is empty")
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as exc:
-        if "weights_only" in str(exc) or "Unsupported global" in str(exc):
+        with warnings.catch_warnings():  # garbage bytes read as a pickle "protocol" make torch warn first
+            warnings.filterwarnings("ignore", message="Detected pickle protocol", category=UserWarning)
+            return torch.load(path, map_location="cpu", weights_only=True)
+    except MemoryError:
+        raise
+    except Exception as exc:  # any failure to parse these bytes is the file's fault
+        unsafe = _UNSAFE.search(str(exc)) if isinstance(exc, pickle.UnpicklingError) else None
+        if unsafe:
             raise CheckpointError(
                 f"refused to load {path}: it holds Python objects other than tensors and plain containers, "
-                f"which could run code (loaded with weights_only=True): {str(exc).splitlines()[0]}"
-            ) from exc
-        raise CheckpointError(f"{path} is not a PyTorch weights file or is corrupt: {exc}") from exc
-    except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError) as exc:
-        raise CheckpointError(f"could not read {path}: truncated or not a PyTorch weights file ({exc})") from exc
+                f"which could run code (loaded with weights_only=True): {unsafe[0]}") from exc
+        detail = str(exc).rpartition("WeightsUnpickler error:")[2]  # torch's own advice does not apply
+        lines = [line.strip() for line in detail.splitlines() if line.strip()]
+        raise CheckpointError(f"{path} is not a PyTorch checkpoint, or it is truncated or corrupt "
+                              f"({type(exc).__name__}: {lines[0][:200] if lines else 'no detail'})") from exc
+
+
+def _check_tensors(path: Path, state_dict: object) -> None:
+    """Every value is a tensor and every floating tensor finite; errors name the offending keys."""
+    if not isinstance(state_dict, Mapping):
+        raise CheckpointError(f"{path}: the state dict is a {type(state_dict).__name__}, not a dict of tensors")
+    not_tensors = [str(k) for k, v in state_dict.items() if not (isinstance(k, str) and isinstance(v, torch.Tensor))]
+    if not_tensors:
+        raise CheckpointError(f"{path}: {len(not_tensors)} state dict entries are not named tensors: "
+                              f"{', '.join(not_tensors[:6])}")
+    bad = [str(k) for k, v in state_dict.items() if v.is_floating_point() and not torch.isfinite(v).all()]
+    if bad:
+        raise CheckpointError(f"{path}: {len(bad)} tensors hold NaN or infinite values: {', '.join(bad[:6])}"
+                              f"{' ...' if len(bad) > 6 else ''}")
+
+
+def _check_number(path: Path, name: str, value: Any, allowed: Range, *, integer: bool = True) -> Any:
+    """``value`` if it is a (finite) number in ``allowed``; else a CheckpointError naming the field."""
+    kinds = (int,) if integer else (int, float)
+    if isinstance(value, bool) or not isinstance(value, kinds) or value not in allowed:  # NaN is in no range
+        raise CheckpointError(f"{path}: {name} must be {'an integer' if integer else 'a number'} with "
+                              f"{allowed.describe(name)}, got {value!r}")
+    return value
+
+
+def _setting_range(name: str) -> Range:
+    return next(f.metadata["range"] for f in fields(ModelConfig) if f.name == name)
 
 
 # -- official TDN ----------------------------------------------------------------------------
@@ -125,10 +172,10 @@ def official_config(state_dict: Mapping[str, torch.Tensor], num_segments: int) -
     arch = next((name for name, (block, counts) in ARCHS.items()
                  if block == ("bottleneck" if bottleneck else "basic") and list(counts) == layers),
                 "resnet50" if bottleneck else "resnet18")
-    if "new_fc.weight" not in keys:
-        raise CheckpointError("official checkpoint has no new_fc.weight: cannot tell the number of classes")
-    return TDNConfig(arch=arch, layers=tuple(layers), num_segments=num_segments,
-                     num_classes=keys["new_fc.weight"].shape[0], variant="tdn")
+    fc = keys.get("new_fc.weight")
+    if not isinstance(fc, torch.Tensor) or fc.dim() != 2:
+        raise CheckpointError("official checkpoint has no 2-D new_fc.weight: cannot tell the number of classes")
+    return TDNConfig(arch=arch, layers=tuple(layers), num_segments=num_segments, num_classes=fc.shape[0], variant="tdn")
 
 
 # -- torchvision ImageNet ResNets ------------------------------------------------------------
@@ -154,6 +201,7 @@ def load_imagenet_init(model: TDN, path: str | Path) -> list[str]:
         data = data["state_dict"]
     if not isinstance(data, Mapping) or "conv1.weight" not in data or "layer1.0.conv1.weight" not in data:
         raise CheckpointError(f"{path} is not a torchvision-format ResNet state dict (no conv1/layer1 keys)")
+    _check_tensors(Path(path), data)
     source = {k: v for k, v in data.items() if not k.startswith("fc.")}
     target = model.state_dict()
     mapped = dict(source)
@@ -194,18 +242,68 @@ def save_model(path: str | Path, model: TDN, meta: ModelMeta | None = None, *, h
     return path
 
 
+_LAYERS = Range(1, 64)  # blocks per stage (ResNet-152 has 36)
+_SEGMENT_LENGTH = Range(2, 16)
 _RENAMED_CONFIG_KEYS = {"neighbours": "segment_length"}  # files written before the rename
+_DIVISORS = Range(1, 1024)  # ltdm_reduction, shift_fold_div
 
 
-def _config_from_dict(path: Path, d: Mapping) -> TDNConfig:
+def _config_from_dict(path: Path, d: object) -> TDNConfig:
+    """A TDNConfig from a file's stored config (or an official file's derived one), checked before building."""
+    if not isinstance(d, Mapping):
+        raise CheckpointError(f"{path}: the stored model config is a {type(d).__name__}, not a dict")
+    d = {_RENAMED_CONFIG_KEYS.get(k, k): v for k, v in d.items()}
+    known = {f.name for f in fields(TDNConfig)}
+    unknown = sorted(str(k) for k in d if k not in known)
+    if unknown:
+        raise CheckpointError(f"{path}: unknown model config fields in file: {', '.join(unknown)}")
+    for name, allowed in (("num_segments", _setting_range("num_segments")), ("num_classes", _setting_range("num_classes")),
+                          ("segment_length", _SEGMENT_LENGTH), ("ltdm_reduction", _DIVISORS), ("shift_fold_div", _DIVISORS)):
+        if name in d:
+            _check_number(path, name, d[name], allowed)
+    if d.get("layers") is not None:
+        layers = d["layers"]
+        if not isinstance(layers, (list, tuple)) or len(layers) != 4:
+            raise CheckpointError(f"{path}: stored layers must be 4 block counts, got {layers!r}")
+        d["layers"] = tuple(_check_number(path, "layers", n, _LAYERS) for n in layers)
+    if isinstance(d.get("fusion"), list):
+        d["fusion"] = tuple(d["fusion"])
     try:
-        return TDNConfig(**{_RENAMED_CONFIG_KEYS.get(k, k): tuple(v) if isinstance(v, list) else v for k, v in d.items()})
+        return TDNConfig(**d)
     except (TypeError, ValueError) as exc:
         raise CheckpointError(f"{path}: invalid model config in file: {exc}") from exc
 
 
+def _meta_from_dict(path: Path, d: object, num_classes: int) -> ModelMeta:
+    """The stored meta, checked: class names match the classes, sizes in range, std > 0."""
+    if not isinstance(d, Mapping):
+        raise CheckpointError(f"{path}: the stored meta is a {type(d).__name__}, not a dict")
+    known = {f.name for f in fields(ModelMeta)} - {"source"}
+    unknown = sorted(str(k) for k in d if k not in known)
+    if unknown:
+        raise CheckpointError(f"{path}: unknown meta fields in file: {', '.join(unknown)}")
+    meta = ModelMeta(**d, source=str(path))
+    labels = meta.labels
+    if labels is not None:
+        if not isinstance(labels, list) or not all(isinstance(n, str) and n.strip() for n in labels):
+            raise CheckpointError(f"{path}: stored labels must be a list of non-empty names")
+        if len(labels) != num_classes:
+            raise CheckpointError(f"{path}: stores {len(labels)} labels but the model has {num_classes} classes")
+    _check_number(path, "input_size", meta.input_size, _setting_range("input_size"))
+    _check_number(path, "resize_short", meta.resize_short, Range(meta.input_size, _setting_range("resize_short").hi))
+    for name, low in (("mean", Range(-1e3, 1e3)), ("std", Range(0, 1e3, lo_open=True))):
+        value = getattr(meta, name)
+        if not isinstance(value, (list, tuple)) or len(value) != 3:
+            raise CheckpointError(f"{path}: stored {name} must be 3 numbers (R, G, B), got {value!r}")
+        setattr(meta, name, tuple(_check_number(path, name, v, low, integer=False) for v in value))
+    if meta.clip_seconds is not None:
+        _check_number(path, "clip_seconds", meta.clip_seconds, Range(0, 3600, lo_open=True), integer=False)
+    return meta
+
+
 def load_state(model: TDN, state_dict: Mapping[str, torch.Tensor], path: Path) -> None:
-    """Strict load with a readable report of missing, unexpected and mis-shaped keys."""
+    """Strict load with a readable report of missing, unexpected and mis-shaped keys and non-finite tensors."""
+    _check_tensors(path, state_dict)
     target = model.state_dict()
     missing = sorted(set(target) - set(state_dict))
     unexpected = sorted(set(state_dict) - set(target))
@@ -216,7 +314,7 @@ def load_state(model: TDN, state_dict: Mapping[str, torch.Tensor], path: Path) -
         if missing:
             parts.append(f"missing {len(missing)} keys ({', '.join(missing[:6])})")
         if unexpected:
-            parts.append(f"unexpected {len(unexpected)} keys ({', '.join(unexpected[:6])})")
+            parts.append(f"unexpected {len(unexpected)} keys ({', '.join(map(str, unexpected[:6]))})")
         if wrong:
             parts.append(f"wrong shapes ({'; '.join(wrong[:4])})")
         raise CheckpointError(f"{path} does not fit TDN-{model.cfg.arch} ({model.cfg.variant}): " + "; ".join(parts))
@@ -234,19 +332,23 @@ def build_from_file(path: str | Path, *, num_segments: int) -> TDN:
         raise CheckpointError(f"{path}: expected a dict of weights, found {type(data).__name__}")
     if data.get("format") == FORMAT:
         if data.get("version") != VERSION:
-            raise CheckpointError(f"{path}: format version {data.get('version')} is not supported (expected {VERSION})")
-        meta_fields = {k: tuple(v) if k in ("mean", "std") else v for k, v in data.get("meta", {}).items()}
-        try:
-            meta = ModelMeta(**meta_fields, source=str(path))
-        except TypeError as exc:
-            raise CheckpointError(f"{path}: invalid meta in file: {exc}") from exc
-        model = TDN(_config_from_dict(path, data["config"]), meta=meta)
-        load_state(model, data["state_dict"], path)
+            raise CheckpointError(f"{path}: format version {data.get('version')!r} is not supported "
+                                  f"(expected {VERSION})")
+        cfg = _config_from_dict(path, data.get("config"))
+        meta = _meta_from_dict(path, data.get("meta", {}), cfg.num_classes)
+        model = TDN(cfg, meta=meta)
+        load_state(model, data.get("state_dict"), path)
         return model
     state = data.get("state_dict", data)
     if isinstance(state, Mapping) and any(str(k).startswith(("module.base_model.", "base_model.")) for k in state):
-        model = TDN(official_config(state, num_segments), meta=ModelMeta(source=str(path)))
-        remapped, _skipped = remap_official(state)
+        _check_tensors(path, state)
+        _check_number(path, "num_segments", num_segments, _setting_range("num_segments"))
+        try:
+            derived = official_config(state, num_segments)
+            remapped, _skipped = remap_official(state)
+        except ValueError as exc:  # CheckpointError, or a TDNConfig refusing what the keys imply
+            raise CheckpointError(f"{path}: {exc}") from exc
+        model = TDN(_config_from_dict(path, derived.to_dict()), meta=ModelMeta(source=str(path)))
         load_state(model, remapped, path)
         return model
     if isinstance(state, Mapping) and "conv1.weight" in state and "layer1.0.conv1.weight" in state:

@@ -4,14 +4,20 @@ Each subcommand lives in its own module, which defines ``add_arguments(parser)``
 ``main(args) -> int``; only the chosen module is imported, so ``tdn info`` never pays
 for Gradio's import. Every subcommand accepts ``--config`` and repeated
 ``--set section.key=value`` overrides (see :mod:`tdn.config`).
+
+User errors end as ``tdn CMD: error: ...`` with exit code 2 and no traceback: every
+``ValueError`` (which includes ``ConfigError``, ``CheckpointError``, ``ClipError`` and
+``SourceError``) and every ``OSError`` (missing, unreadable or unwritable files). Any other
+exception is a bug and keeps its traceback.
 """
 from __future__ import annotations
 
 import argparse
 import importlib
 import sys
+from typing import Callable
 
-from tdn.config import DEFAULT_CONFIG_PATH, Config, ConfigError, load_config, parse_override
+from tdn.config import DEFAULT_CONFIG_PATH, Config, Range, load_config, parse_override
 
 # name -> (module, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -33,6 +39,24 @@ def add_config_arguments(parser: argparse.ArgumentParser) -> None:
         "--set", dest="overrides", action="append", default=[], metavar="SECTION.KEY=VALUE",
         help="override one config setting, e.g. --set model.num_segments=16 (repeatable)",
     )
+
+
+def bounded(kind: type, lo: float, hi: float, *, lo_open: bool = False) -> Callable[[str], int | float]:
+    """An argparse ``type``: a ``kind`` (int or float) in the range, else a usage error naming the range."""
+    allowed = Range(lo, hi, lo_open=lo_open)
+
+    def parse(text: str) -> int | float:
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {'an integer' if kind is int else 'a number'}, "
+                                             f"got {text!r}") from None
+        if value not in allowed:  # NaN is in no range
+            raise argparse.ArgumentTypeError(f"must satisfy {allowed.describe('value')}, got {text}")
+        return value
+
+    parse.__name__ = kind.__name__  # argparse names the type in its messages
+    return parse
 
 
 def config_from_args(args: argparse.Namespace, **flag_overrides) -> Config:
@@ -66,7 +90,7 @@ def main(argv: list[str] | None = None) -> int:
     module = importlib.import_module(COMMANDS[args.command][0])
     try:
         return int(module.main(args) or 0)
-    except (ConfigError, FileNotFoundError, ValueError) as exc:
+    except (ValueError, OSError) as exc:
         print(f"tdn {args.command}: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

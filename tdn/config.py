@@ -1,8 +1,11 @@
 """Typed settings: ``config.yaml`` -> ``yaml.safe_load`` -> dataclass defaults -> CLI overrides.
 
 Every setting lives in one of four sections (``model``, ``pipeline``, ``app``, ``train``).
-An unknown key or a value of the wrong type or outside its allowed choices raises
-:class:`ConfigError` naming the dotted key and what is allowed.
+An unknown key or a value of the wrong type, outside its allowed choices or outside its
+declared range (every numeric field has one: ``field(metadata=_range(...))``; NaN and
+infinity are never allowed) raises :class:`ConfigError` naming the dotted key, the value
+and what is allowed. Numbers written as strings (YAML 1.1 reads ``1e9`` and ``1e-3`` as
+strings) are parsed for numeric fields.
 
 Example::
 
@@ -12,6 +15,7 @@ Example::
 from __future__ import annotations
 
 import dataclasses
+import math
 import types
 import typing
 from dataclasses import dataclass, field, fields
@@ -32,59 +36,102 @@ def _choices(*allowed: Any) -> dict:
     return {"choices": allowed}
 
 
+def _num(x: float) -> str:
+    return str(int(x)) if float(x).is_integer() else f"{x:g}"
+
+
+@dataclass(frozen=True)
+class Range:
+    """Allowed values of a numeric setting: ``lo <= x <= hi`` (``<`` where the end is open)."""
+
+    lo: float
+    hi: float
+    lo_open: bool = False
+    hi_open: bool = False
+
+    def __contains__(self, x: float) -> bool:
+        above = x > self.lo if self.lo_open else x >= self.lo
+        below = x < self.hi if self.hi_open else x <= self.hi
+        return above and below
+
+    def describe(self, name: str) -> str:
+        """E.g. ``"0 < window_seconds <= 60"``."""
+        return f"{_num(self.lo)} {'<' if self.lo_open else '<='} {name} {'<' if self.hi_open else '<='} {_num(self.hi)}"
+
+
+def _range(lo: float, hi: float, *, lo_open: bool = False, hi_open: bool = False) -> dict:
+    return {"range": Range(lo, hi, lo_open, hi_open)}
+
+
+def _positive(hi: float) -> dict:
+    """``0 < x <= hi``: durations, rates."""
+    return _range(0, hi, lo_open=True)
+
+
+MAX_SEGMENTS = 64  # T; the official models use 8 or 16, memory grows linearly with T
+MAX_CLASSES = 100_000
+
+
 @dataclass
 class ModelConfig:
     weights: str | None = None  # None: the bundled demo model
     labels: str | None = None  # label file (one name per line); None: from the weights
     arch: str = field(default="resnet50", metadata=_choices("resnet18", "resnet34", "resnet50", "resnet101"))
-    num_segments: int = 8
-    num_classes: int = 400
+    num_segments: int = field(default=8, metadata=_range(1, MAX_SEGMENTS))
+    num_classes: int = field(default=400, metadata=_range(1, MAX_CLASSES))
     variant: str = field(default="tdn", metadata=_choices("tdn", "tsn", "stdm", "ltdm", "tsm"))
     device: str = field(default="auto", metadata=_choices("auto", "cpu", "cuda"))
     precision: str = field(default="auto", metadata=_choices("auto", "fp32", "bf16", "fp16"))
-    input_size: int = 224  # crop size fed to the model
-    resize_short: int = 256  # short side before the centre crop
+    input_size: int = field(default=224, metadata=_range(32, 1024))  # crop size fed to the model
+    resize_short: int = field(default=256, metadata=_range(32, 2048))  # short side before the centre crop
 
 
 @dataclass
 class PipelineConfig:
     backend: str = field(default="auto", metadata=_choices("auto", "dali", "cpu"))
-    buffer_seconds: float = 6.0  # rolling frame buffer per source
-    buffer_max_frames: int = 256
-    window_seconds: float = 2.0  # time spanned by the T segment centres
-    max_batch: int = 8
-    max_wait_ms: float = 20.0
+    buffer_seconds: float = field(default=6.0, metadata=_positive(600))  # rolling frame buffer per source
+    buffer_max_frames: int = field(default=256, metadata=_range(1, 4096))
+    window_seconds: float = field(default=2.0, metadata=_range(0.1, 60))  # time spanned by the T segment centres
+    max_batch: int = field(default=8, metadata=_range(1, 256))
+    max_wait_ms: float = field(default=20.0, metadata=_range(0, 10_000))
     cache_segments: bool = True
-    open_timeout_s: float = 10.0
-    reconnect_initial_s: float = 0.5
-    reconnect_max_s: float = 8.0
-    read_timeout_s: float = 5.0  # a stream silent this long counts as lost
-    capture_max_side: int | None = 640  # frames downscaled at capture so the longer side fits; null: keep size
-    max_frame_gap_s: float = 1.0  # a pause between frames longer than this restarts the window grid
+    open_timeout_s: float = field(default=10.0, metadata=_positive(3600))
+    reconnect_initial_s: float = field(default=0.5, metadata=_positive(3600))
+    reconnect_max_s: float = field(default=8.0, metadata=_positive(3600))
+    read_timeout_s: float = field(default=5.0, metadata=_positive(3600))  # a stream silent this long counts as lost
+    # frames downscaled at capture so the longer side fits; None: keep size
+    capture_max_side: int | None = field(default=640, metadata=_range(32, 8192))
+    # a pause between frames longer than this restarts the window grid
+    max_frame_gap_s: float = field(default=1.0, metadata=_positive(3600))
     file_realtime: bool = True  # files played at their frame rate (False: as fast as they decode)
     file_loop: bool = False  # files restart at the end instead of ending
-    smoothing: int = 3  # windows averaged by the post-processor
-    threshold: float = 0.0  # below this top-1 score nothing is claimed
-    topk: int = 5
-    clip_memory_mb: int = 1024  # a clip job (predict, app upload, eval item) estimated to need more is refused
+    smoothing: int = field(default=3, metadata=_range(1, 100))  # windows averaged by the post-processor
+    threshold: float = field(default=0.0, metadata=_range(0, 1))  # below this top-1 score nothing is claimed
+    topk: int = field(default=5, metadata=_range(1, 1000))  # more than the model's classes: all of them
+    # a clip job (predict, app upload, eval item) estimated to need more is refused
+    clip_memory_mb: int = field(default=1024, metadata=_range(64, 65_536))
 
 
 @dataclass
 class AppConfig:
     host: str = "127.0.0.1"
-    port: int = 7860
+    port: int = field(default=7860, metadata=_range(1, 65535))
     auth: str | None = None  # "user:password"; also read from $TDN_APP_AUTH
-    max_upload_mb: int = 200
-    stream_every: float = 0.1
-    webcam_time_limit: float = 600.0  # seconds a browser webcam stream runs before the user restarts it
-    webcam_sessions: int = 4  # browser webcams served at once (Gradio concurrency limit)
-    max_cameras: int = 4  # camera streams one browser session may open
-    max_streams: int = 16  # live streams (webcams and cameras of every session) the server runs at once
-    idle_timeout_s: float = 30.0  # a tab's streams close after this long without frames/refreshes (re-open on return)
-    refresh_s: float = 0.25  # how often camera views and their stats refresh
+    max_upload_mb: int = field(default=200, metadata=_range(1, 100_000))
+    stream_every: float = field(default=0.1, metadata=_positive(10))
+    # seconds a browser webcam stream runs before the user restarts it
+    webcam_time_limit: float = field(default=600.0, metadata=_positive(86_400))
+    webcam_sessions: int = field(default=4, metadata=_range(1, 64))  # browser webcams served at once
+    max_cameras: int = field(default=4, metadata=_range(1, 64))  # camera streams one browser session may open
+    # live streams (webcams and cameras of every session) the server runs at once
+    max_streams: int = field(default=16, metadata=_range(1, 1024))
+    # a tab's streams close after this long without frames/refreshes (re-open on return)
+    idle_timeout_s: float = field(default=30.0, metadata=_positive(86_400))
+    refresh_s: float = field(default=0.25, metadata=_positive(60))  # how often camera views and their stats refresh
     mirror_preview: bool = True  # webcam preview mirrored like a selfie (the model always sees the camera's view)
-    clip_jobs: int = 1  # clip uploads scored at once across all sessions
-    clip_queue: int = 4  # clip uploads waiting for a turn; more are told the app is busy
+    clip_jobs: int = field(default=1, metadata=_range(1, 16))  # clip uploads scored at once across all sessions
+    # clip uploads waiting for a turn; more are told the app is busy
+    clip_queue: int = field(default=4, metadata=_range(0, 256))
 
 
 @dataclass
@@ -94,23 +141,25 @@ class TrainConfig:
     root: str = ""
     data_format: str = field(default="video", metadata=_choices("video", "frames"))
     image_template: str = "img_{:05d}.jpg"
-    epochs: int = 10
-    batch_size: int = 8
-    lr: float = 0.01
-    weight_decay: float = 5e-4
-    momentum: float = 0.9
-    dropout: float = 0.5
-    workers: int = 2
-    seed: int = 0
+    epochs: int = field(default=10, metadata=_range(0, 10_000))  # 0: initialise and save, no training
+    batch_size: int = field(default=8, metadata=_range(1, 4096))
+    lr: float = field(default=0.01, metadata=_positive(10))
+    weight_decay: float = field(default=5e-4, metadata=_range(0, 1))
+    momentum: float = field(default=0.9, metadata=_range(0, 1, hi_open=True))
+    dropout: float = field(default=0.5, metadata=_range(0, 1, hi_open=True))
+    workers: int = field(default=2, metadata=_range(0, 256))
+    seed: int = field(default=0, metadata=_range(0, 2**32 - 1))
     amp: bool = True
     imagenet: str | None = None  # torchvision-format ResNet checkpoint for initialisation
     output: str = "runs/train"
     resume: str | None = None
     flip: bool = True
     flip_swap: str | None = None  # "a:b,c:d" class pairs swapped under horizontal flip
-    warmup_epochs: int = 1  # linear learning-rate warm-up before the cosine decay
-    clip_grad: float = 20.0  # gradient-norm clipping; 0 = off
-    clip_seconds: float | None = None  # time one training clip spans, stored with the model; None: measured
+    # linear learning-rate warm-up before the cosine decay
+    warmup_epochs: int = field(default=1, metadata=_range(0, 10_000))
+    clip_grad: float = field(default=20.0, metadata=_range(0, 1_000_000))  # gradient-norm clipping; 0 = off
+    # time one training clip spans, stored with the model; None: measured
+    clip_seconds: float | None = field(default=None, metadata=_positive(3600))
 
 
 @dataclass
@@ -124,8 +173,32 @@ class Config:
         return dataclasses.asdict(self)
 
 
+def _number(key: str, base: type, value: Any) -> int | float:
+    """``value`` as ``base`` (int or float), parsing numeric strings; ints must be whole numbers."""
+    kind = "an integer" if base is int else "a number"
+    if isinstance(value, str):
+        try:
+            value = float(value.strip())
+        except ValueError:
+            raise ConfigError(f"config key '{key}' must be {kind}, got {value!r}") from None
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ConfigError(f"config key '{key}' must be {kind}, got {value!r}")
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ConfigError(f"config key '{key}' must be a finite number, got {value!r}")
+    if base is float:
+        try:
+            return float(value)
+        except OverflowError:
+            raise ConfigError(f"config key '{key}' is too large to be a float: {value}") from None
+    if isinstance(value, float):
+        if not value.is_integer():
+            raise ConfigError(f"config key '{key}' must be an integer, got {value!r}")
+        value = int(value)
+    return value
+
+
 def _check_value(key: str, section_cls: type, f: dataclasses.Field, value: Any) -> Any:
-    """Coerce ``value`` to the field's type or raise a ConfigError naming ``key``."""
+    """Coerce ``value`` to the field's type and check its choices or range, or raise a ConfigError naming ``key``."""
     hint = typing.get_type_hints(section_cls)[f.name]
     args = typing.get_args(hint)
     optional = isinstance(hint, types.UnionType) and type(None) in args
@@ -134,18 +207,36 @@ def _check_value(key: str, section_cls: type, f: dataclasses.Field, value: Any) 
         if optional:
             return None
         raise ConfigError(f"config key '{key}' may not be null (expected {base.__name__})")
-    if base is float and isinstance(value, int) and not isinstance(value, bool):
-        value = float(value)
     if base is bool and not isinstance(value, bool):
         raise ConfigError(f"config key '{key}' must be true or false, got {value!r}")
-    if base is int and (isinstance(value, bool) or not isinstance(value, int)):
-        raise ConfigError(f"config key '{key}' must be an integer, got {value!r}")
+    if base in (int, float):
+        value = _number(key, base, value)
+        allowed = f.metadata.get("range")
+        if allowed is not None and value not in allowed:
+            null = " (or null)" if optional else ""
+            raise ConfigError(f"config key '{key}' must satisfy {allowed.describe(f.name)}{null}; got {value!r}")
+        return value
     if not isinstance(value, base):
         raise ConfigError(f"config key '{key}' must be {base.__name__}, got {value!r}")
     choices = f.metadata.get("choices")
     if choices and value not in choices:
         raise ConfigError(f"config key '{key}' must be one of {', '.join(map(str, choices))}; got {value!r}")
     return value
+
+
+# (smaller, larger): settings that only make sense in this order
+_ORDERED = (
+    ("pipeline.window_seconds", "pipeline.buffer_seconds"),  # the buffer must hold a whole window
+    ("pipeline.reconnect_initial_s", "pipeline.reconnect_max_s"),
+    ("model.input_size", "model.resize_short"),  # the crop is taken from the resized frame
+)
+
+
+def _check_order(cfg: Config) -> None:
+    for small, large in _ORDERED:
+        a, b = (getattr(getattr(cfg, k.split(".")[0]), k.split(".")[1]) for k in (small, large))
+        if a > b:
+            raise ConfigError(f"config key '{small}' ({a:g}) must not exceed '{large}' ({b:g})")
 
 
 _SECTIONS = {f.name: f.default_factory for f in fields(Config)}
@@ -176,10 +267,14 @@ def load_config(path: str | Path | None = DEFAULT_CONFIG_PATH, overrides: Mappin
     cfg = Config()
     if path is not None:
         path = Path(path)
+        if path.is_dir():
+            raise ConfigError(f"{path} is a directory, not a config file")
         if not path.is_file():
             raise FileNotFoundError(f"config file not found: {path}")
         try:
-            data = yaml.safe_load(path.read_text()) or {}
+            data = yaml.safe_load(path.read_bytes().decode("utf-8")) or {}
+        except UnicodeDecodeError as exc:
+            raise ConfigError(f"{path}: not UTF-8 text (byte {exc.start}: {exc.object[exc.start:exc.end]!r})") from exc
         except yaml.YAMLError as exc:
             raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
         _apply(cfg, data, str(path))
@@ -190,6 +285,7 @@ def load_config(path: str | Path | None = DEFAULT_CONFIG_PATH, overrides: Mappin
             raise ConfigError(f"override '{dotted}' must be 'section.key'")
         nested.setdefault(section, {})[key] = value
     _apply(cfg, nested, "command line")
+    _check_order(cfg)
     return cfg
 
 
@@ -198,4 +294,7 @@ def parse_override(text: str) -> tuple[str, Any]:
     key, sep, raw = text.partition("=")
     if not sep:
         raise ConfigError(f"--set expects section.key=value, got {text!r}")
-    return key.strip(), yaml.safe_load(raw)
+    try:
+        return key.strip(), yaml.safe_load(raw)
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"--set {key.strip()}: value {raw!r} is not valid YAML: {exc}") from exc

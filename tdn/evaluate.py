@@ -17,6 +17,7 @@ import torch
 import torch.distributed as dist
 import torch.nn.functional as F
 
+from tdn.cli import bounded
 from tdn.labels import label_name
 
 
@@ -151,7 +152,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data-format", choices=("video", "frames"), help="list format (default: train.data_format)")
     parser.add_argument("--views", default="1x1", choices=("1x1", "10x3"),
                         help="test views: temporal clips x crops (default: %(default)s)")
-    parser.add_argument("--batch-size", type=int, default=4, help="clips per model call (default: %(default)s)")
+    parser.add_argument("--batch-size", type=bounded(int, 1, 4096), default=4,
+                        help="clips per model call (default: %(default)s)")
     parser.add_argument("--precision", choices=("auto", "fp32", "bf16", "fp16"), help="default: model.precision")
     parser.add_argument("--device", choices=("auto", "cpu", "cuda"), help="default: model.device")
     parser.add_argument("--json", action="store_true", help="print the results as one JSON object")
@@ -194,7 +196,7 @@ def main(args: argparse.Namespace) -> int:
               + "; ".join(map(str, metrics.skipped)), file=sys.stderr)
     if args.json:
         print(json.dumps({"weights": str(cfg.model.weights or DEMO_WEIGHTS), "list": str(list_path),
-                          "views": args.views, **metrics.to_dict()}))
+                          "views": args.views, **metrics.to_dict()}, allow_nan=False))
     else:
         print(metrics.format())
     return 0

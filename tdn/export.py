@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import warnings
 from pathlib import Path
 
@@ -29,11 +30,18 @@ def example_input(model: TDN, batch: int = 1, seed: int = 0) -> torch.Tensor:
 
 
 def export_torchscript(model: TDN, path: str | Path) -> Path:
-    """Trace eval-mode ``model`` and write it, with its meta, to ``path``."""
+    """Trace eval-mode ``model`` and write it, with its meta, to ``path``.
+
+    The archive is written under a hidden ``.NAME.partial`` name and renamed when complete,
+    so ``path`` never holds a partial file.
+    """
     if model.training:
         raise ValueError("export needs an eval-mode model (tdn.load_model returns one)")
     path = Path(path)
+    if path.is_dir():
+        raise ValueError(f"export output {path} is a directory; give a file name such as {path / 'model.ts'}")
     path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(f".{path.name}.partial")
     with torch.inference_mode(False), torch.no_grad(), warnings.catch_warnings():
         # The model's shape checks become constants of the trace, as intended (T and S are fixed);
         # TorchScript's deprecation notice is not actionable here.
@@ -42,7 +50,11 @@ def export_torchscript(model: TDN, path: str | Path) -> Path:
         traced = torch.jit.trace(model, example_input(model, batch=2), check_trace=False)
         meta = {**model.meta.to_dict(), "num_segments": model.cfg.num_segments, "segment_length": model.cfg.segment_length,
                 "arch": model.cfg.arch, "variant": model.cfg.variant, "precision": model.precision}
-        torch.jit.save(traced, str(path), _extra_files={META_FILE: json.dumps(meta)})
+        try:
+            torch.jit.save(traced, str(partial), _extra_files={META_FILE: json.dumps(meta, allow_nan=False)})
+            os.replace(partial, path)
+        finally:
+            partial.unlink(missing_ok=True)
     return path
 
 

@@ -6,9 +6,15 @@ from pathlib import Path
 
 def load_labels(path: str | Path) -> list[str]:
     path = Path(path)
+    if path.is_dir():
+        raise ValueError(f"label file {path} is a directory")
     if not path.is_file():
         raise FileNotFoundError(f"label file not found: {path}")
-    names = [line.strip() for line in path.read_text(encoding="utf-8").splitlines()]
+    try:
+        text = path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ValueError(f"label file {path} is not UTF-8 text (byte {exc.start})") from exc
+    names = [line.strip() for line in text.splitlines()]
     names = [n for n in names if n and not n.startswith("#")]
     if not names:
         raise ValueError(f"label file {path} has no class names")

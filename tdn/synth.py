@@ -23,6 +23,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from tdn.cli import bounded
+
 CLASSES = (
     "moving left",
     "moving right",
@@ -304,14 +306,15 @@ def generate(out_dir: str | Path, counts: dict[str, int], *, seed: int = 0,
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", default="runs/synth", help="output folder (default: %(default)s)")
-    parser.add_argument("--train", type=int, default=200, help="training clips per class (default: %(default)s)")
-    parser.add_argument("--val", type=int, default=30, help="validation clips per class (default: %(default)s)")
-    parser.add_argument("--test", type=int, default=40, help="held-out test clips per class (default: %(default)s)")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--width", type=int, default=ClipSpec.width)
-    parser.add_argument("--height", type=int, default=ClipSpec.height)
-    parser.add_argument("--seconds", type=float, default=ClipSpec.seconds)
-    parser.add_argument("--fps", type=int, default=ClipSpec.fps)
+    count = bounded(int, 0, 100_000)
+    parser.add_argument("--train", type=count, default=200, help="training clips per class (default: %(default)s)")
+    parser.add_argument("--val", type=count, default=30, help="validation clips per class (default: %(default)s)")
+    parser.add_argument("--test", type=count, default=40, help="held-out test clips per class (default: %(default)s)")
+    parser.add_argument("--seed", type=bounded(int, 0, 2**32 - 1), default=0)
+    parser.add_argument("--width", type=bounded(int, 16, 4096), default=ClipSpec.width)
+    parser.add_argument("--height", type=bounded(int, 16, 4096), default=ClipSpec.height)
+    parser.add_argument("--seconds", type=bounded(float, 0, 600, lo_open=True), default=ClipSpec.seconds)
+    parser.add_argument("--fps", type=bounded(int, 1, 240), default=ClipSpec.fps)
 
 
 def main(args: argparse.Namespace) -> int:

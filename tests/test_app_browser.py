@@ -21,7 +21,8 @@ from conftest import RtspServer, free_port
 from media import write_not_a_video, write_video, write_y4m
 from pipelines.service import StreamPrediction
 from tdn.api import DEMO_WEIGHTS
-from tdn.checkpoint import ModelMeta, save_model
+from tdn.checkpoint import save_model
+from tdn.meta import ModelMeta
 from tdn.config import load_config
 from tdn.model import TDN, TDNConfig
 from tdn.synth import CLASSES, ClipSpec, render_clip

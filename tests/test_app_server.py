@@ -11,7 +11,8 @@ import torch
 
 from app import cli
 from conftest import free_port
-from tdn.checkpoint import ModelMeta, save_model
+from tdn.checkpoint import save_model
+from tdn.meta import ModelMeta
 from tdn.config import load_config
 from tdn.model import TDN, TDNConfig
 

@@ -7,8 +7,9 @@ import torchvision
 
 from official_fixture import official_fixture  # noqa: F401 (pytest fixture)
 from tdn.api import load_model
-from tdn.checkpoint import (CheckpointError, ModelMeta, OFFICIAL_SKIPPED_PREFIXES, build_from_file,
-                            inflate_difference_stem, load_imagenet_init, remap_official, save_model)
+from tdn.checkpoint import (CheckpointError, OFFICIAL_SKIPPED_PREFIXES, build_from_file, inflate_difference_stem,
+                            load_imagenet_init, remap_official, save_model)
+from tdn.meta import ModelMeta
 from tdn.model import create_model
 
 

@@ -12,7 +12,8 @@ import pytest
 import torch
 
 from media import moving_square_frames, write_not_a_video, write_video, write_video_ffmpeg
-from tdn.checkpoint import ModelMeta, save_model
+from tdn.checkpoint import save_model
+from tdn.meta import ModelMeta
 from tdn.cli import main as tdn_main
 from tdn.model import create_model
 

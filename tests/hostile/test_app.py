@@ -26,7 +26,8 @@ from app.views import stream_summary
 from conftest import free_port
 from pipelines.masking import mask_credentials
 from pipelines.sources import open_source
-from tdn.checkpoint import ModelMeta, save_model
+from tdn.checkpoint import save_model
+from tdn.meta import ModelMeta
 from tdn.cli import main as tdn_main
 from tdn.config import load_config
 from tdn.model import TDN, TDNConfig

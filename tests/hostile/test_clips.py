@@ -19,7 +19,8 @@ from media import moving_square_frames, write_not_a_video, write_video, write_vi
 from pipelines.clip import ClipError, check_clip_file, predict_clip, probe_clip, read_clip_frames
 from pipelines.engine import InferenceEngine
 from pipelines.preprocess import CpuPreprocessor, PreprocessSpec
-from tdn.checkpoint import ModelMeta, save_model
+from tdn.checkpoint import save_model
+from tdn.meta import ModelMeta
 from tdn.cli import main as tdn_main
 from tdn.model import create_model
 
