@@ -163,7 +163,8 @@ def soak(service: RecognitionService, servers: list[RtspServer], args: argparse.
                 print(json.dumps({"t": samples[-1]["t"], "rss_mb": samples[-1]["rss_mb"], "states": states,
                                   "predictions_per_s": {k: round(v, 2) for k, v in
                                                         samples[-1]["predictions_per_s"].items()},
-                                  "latency_ms_p95": _percentile(samples[-1]["latencies"], 95)}), flush=True)
+                                  "latency_ms_p95": _percentile(samples[-1]["latencies"], 95)}, allow_nan=False),
+                      flush=True)
             time.sleep(0.2)  # the loop's tick: outages and samples are scheduled on elapsed time
         stats = service.stats()
     finally:
