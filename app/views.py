@@ -11,9 +11,9 @@ import cv2
 import numpy as np
 
 from pipelines.clip import ClipPrediction
+from pipelines.events import PredictionEvent, StatsEvent
 from pipelines.overlay import annotate
 from pipelines.preprocess import PreprocessSpec
-from pipelines.service import StreamPrediction, StreamStats
 from pipelines.types import FINAL_STATES, SEGMENT_LENGTH
 from tdn.labels import label_name
 
@@ -42,7 +42,7 @@ def for_display(frame: np.ndarray, min_width: int = DISPLAY_MIN_WIDTH) -> np.nda
     return cv2.resize(frame, (min_width, max(2, int(round(h * scale / 2)) * 2)), interpolation=cv2.INTER_LINEAR)
 
 
-def annotate_latest(frame: np.ndarray, latest: StreamPrediction | None, spec: PreprocessSpec, *,
+def annotate_latest(frame: np.ndarray, latest: PredictionEvent | None, spec: PreprocessSpec, *,
                     threshold: float, heatmap: str, waiting: str) -> np.ndarray:
     """``frame`` (enlarged by :func:`for_display`) with the stream's newest prediction drawn on
     it; the heat map comes from the newest segment the model saw (its frames for ``"rgb"``, its
@@ -62,7 +62,7 @@ def _fmt_ms(value: float | None) -> str:
     return "-" if value is None else f"{value:.0f} ms"
 
 
-def stream_summary(stats: StreamStats | None, latest: StreamPrediction | None, threshold: float) -> str:
+def stream_summary(stats: StatsEvent | None, latest: PredictionEvent | None, threshold: float) -> str:
     """One Markdown block: label, state, fps, prediction rate, latency, dropped windows."""
     if stats is None:
         return "stream closed"

@@ -66,6 +66,7 @@ class PipelineConfig:
     smoothing: int = 3  # windows averaged by the post-processor
     threshold: float = 0.0  # below this top-1 score nothing is claimed
     topk: int = 5
+    stats_interval_s: float = 1.0  # seconds between a stream's stats events
 
 
 @dataclass
