@@ -131,7 +131,7 @@ _SCORE = {"type": "number", "minimum": 0, "maximum": 1}
 _COUNT = {"type": "integer", "minimum": 0}
 _CAPTURE_TIME = {"type": "number", "description": "capture time of the window's newest frame, unix s"}
 _LABEL_OR_NULL = {"type": ["string", "null"], "description": "claimed label; null: nothing above the threshold"}
-_LATENCY = {"type": ["number", "null"], "minimum": 0, "description": "ms over the recent predictions; null before the first"}
+_LATENCY = {"type": ["number", "null"], "description": "ms, over the recent predictions; null before the first"}
 
 EVENT_SCHEMAS: dict[str, dict] = {
     "prediction": _object(

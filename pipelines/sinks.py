@@ -35,8 +35,8 @@ def event_text(record: dict) -> str:
                 f"{record['dropped_windows']} dropped windows, {record['frames_read']} frames")
     clock = time.strftime('%H:%M:%S', time.localtime(record['time']))
     if kind == "label_change":
-        nothing = "(nothing above threshold)"
-        return f"{head} {clock} label: {record['from'] or nothing} -> {record['to'] or nothing} {record['score']:.2f}"
+        before, after = (record[key] or "(nothing above threshold)" for key in ("from", "to"))
+        return f"{head} {clock} label: {before} -> {after} (top-1 {record['score']:.2f})"
     labels = ", ".join(f"{e['label']} {e['score']:.2f}" for e in record["topk"]) or "(nothing above threshold)"
     return f"{head} {clock} {record['latency_ms']:6.0f} ms  {labels}"
 
