@@ -162,10 +162,12 @@ class RecognitionService:
             state.gap_t = max(state.gap_t, t)
 
     def _publish_stats(self) -> None:
-        """The stats thread: a :class:`StatsEvent` per stream every ``pipeline.stats_interval_s``."""
+        """The stats thread: a :class:`StatsEvent` every ``pipeline.stats_interval_s`` per stream
+        whose source has not ended or failed (:meth:`stats` still has their last figures)."""
         while not self._closing.wait(self.config.pipeline.stats_interval_s):
             for event in self.stats().values():
-                self._publish(event)
+                if event.state not in FINAL_STATES:
+                    self._publish(event)
 
     # -- streams -----------------------------------------------------------------------------
     def add_source(self, spec: str | int, *, stream_id: str | None = None, realtime: bool | None = None,
