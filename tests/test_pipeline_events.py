@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import queue
 import threading
+import time
 from pathlib import Path
 
 import numpy as np
@@ -151,27 +152,38 @@ def test_frames_subscription_is_bounded_and_the_newest_frame_is_a_query(model):
         assert seen == list(range(22, 30))
 
 
-def test_smoothing_restarts_after_a_gap_in_the_stream(model):
-    """Smoothing over 3 windows; after a 3 s pause (> max_frame_gap_s) the first prediction is
-    the softmax of its own window alone, while the one before the gap was an average."""
+@pytest.mark.parametrize("gap", ["pause", "reconnect"])
+def test_smoothing_restarts_after_a_gap_in_the_stream(model, gap):
+    """Smoothing over 3 windows. After a 3 s pause (> max_frame_gap_s: the grid restarts), or when
+    the source reports ``reconnecting`` between two frames 40 ms apart (the grid goes on), the
+    first prediction is the softmax of its own window alone; the one before was an average."""
     predictions: queue.Queue[PredictionEvent] = queue.Queue()
     with make_service(model, smoothing=3, max_frame_gap_s=1.0) as service:
         service.subscribe(predictions.put, kinds={"prediction"})
         sid = service.add_push_source("cam")
         frames = moving_square_frames(100, width=96, height=72, square=16)
+        # live sources stamp frames (and status changes) with the wall clock: the frames before the gap end now
+        t0 = time.time() - 2.0 if gap == "reconnect" else 1000.0
 
-        def push(first: int, last: int, t0: float) -> None:
+        def push(first: int, last: int, start: float) -> None:
             for i in range(first, last):
-                service.push_frame(sid, frames[i], t0 + i / 25)
+                service.push_frame(sid, frames[i], start + i / 25)
 
-        push(0, 30, 1000.0)  # grid 1000.08 + k * 0.25: windows end at about 1000.92 and 1001.16
+        push(0, 30, t0)  # grid t0 + 0.08 + k * 0.25: windows end at about t0 + 0.92 and t0 + 1.16
         before = [predictions.get(timeout=TIMEOUT_S)]
-        push(30, 50, 1000.0)  # up to 1001.96: the last window before the gap ends at 1001.92
-        while before[-1].time < 1001.8:
+        push(30, 50, t0)  # up to t0 + 1.96: the last window before the gap ends at t0 + 1.92
+        while before[-1].time < t0 + 1.8:
             before.append(predictions.get(timeout=TIMEOUT_S))
-        push(50, 100, 1003.0)  # frames from 1005.0 on, 3 s after the last one: the grid restarts
+        if gap == "pause":
+            resume = t0 + 3.0  # frames from t0 + 5.0 on, 3 s after the last one
+        else:
+            resume = t0
+            source = service.source(sid)
+            source._set_status("reconnecting", "lost (test)")  # as a LiveSource does when its stream drops
+            source._set_status("live", "reading (test)")
+        push(50, 100, resume)
         first_after = predictions.get(timeout=TIMEOUT_S)
-        assert first_after.time >= 1005.0
+        assert first_after.time >= resume + 50 / 25
 
         def own(event: PredictionEvent) -> np.ndarray:
             return probabilities(service.engine.run_windows([event.window])[0].logits)
