@@ -1,5 +1,5 @@
 """Scores to labels, the one place: softmax, smoothing over recent windows, threshold, top-k,
-label changes. The service, the CLI and the app all use these.
+label changes. The service (so `tdn stream`) and the app use these.
 
 Example::
 
