@@ -138,7 +138,7 @@ def build_ui(host: ModelHost, config: Config) -> gr.Blocks:
                             gr.update(value=title + f"⚠️ {mask_credentials(camera.error or 'not open')}")]
                 continue
             try:
-                newest = service.source(camera.stream_id).buffer.latest()
+                newest = service.latest_frame(camera.stream_id)
                 latest = service.latest(camera.stream_id)
             except ValueError:  # removed or re-opened since the stats were read: the next tick shows it
                 updates += [gr.skip()] * 3
@@ -182,8 +182,7 @@ def build_ui(host: ModelHost, config: Config) -> gr.Blocks:
             return None, f"⚠️ {message}", None, None
         scores = views.topk_scores(result.scores, service.labels, host.config.pipeline.topk)
         timeline = pd.DataFrame(views.timeline_rows(result, service.labels), columns=["time", "score", "label"])
-        top_label, top_score = next(iter(scores.items()))
-        claimed = top_label if top_score >= threshold else "nothing above threshold"
+        claimed = views.claimed_label(tuple(scores.items()), threshold) or "nothing above threshold"
         summary = (f"**{claimed}** ({result.views} views, {result.frames} frames at {result.fps:.1f} fps, "
                    f"{len(result.windows or [])} sliding windows)")
         if result.warning:

@@ -1,19 +1,22 @@
 """Pure functions that turn pipeline results into what the UI shows: annotated frames, status
 lines, the clip timeline and the annotated clip video. Drawing itself is
-:mod:`pipelines.overlay`'s; nothing here runs the model.
+:mod:`pipelines.overlay`'s, scores to labels :mod:`pipelines.postprocess`'s; nothing here runs
+the model.
 """
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Callable
 
 import cv2
 import numpy as np
+import torch
 
 from pipelines.clip import ClipPrediction
+from pipelines.events import PredictionEvent, StatsEvent
 from pipelines.overlay import annotate
+from pipelines.postprocess import claimed_label, probabilities, top_indices, top_labels
 from pipelines.preprocess import PreprocessSpec
-from pipelines.service import StreamPrediction, StreamStats
 from pipelines.types import FINAL_STATES, SEGMENT_LENGTH
 from tdn.labels import label_name
 
@@ -28,11 +31,6 @@ def camera_view(image: np.ndarray, *, mirrored: bool) -> np.ndarray:
     return np.ascontiguousarray(image[:, ::-1]) if mirrored else image
 
 
-def claimed_label(topk: Sequence[tuple[str, float]], threshold: float) -> str | None:
-    """The top-1 label if its score reaches ``threshold``, else None (nothing claimed)."""
-    return topk[0][0] if topk and topk[0][1] >= threshold else None
-
-
 def for_display(frame: np.ndarray, min_width: int = DISPLAY_MIN_WIDTH) -> np.ndarray:
     """``frame`` enlarged to at least ``min_width`` pixels wide, so overlay text stays legible."""
     h, w = frame.shape[:2]
@@ -42,7 +40,7 @@ def for_display(frame: np.ndarray, min_width: int = DISPLAY_MIN_WIDTH) -> np.nda
     return cv2.resize(frame, (min_width, max(2, int(round(h * scale / 2)) * 2)), interpolation=cv2.INTER_LINEAR)
 
 
-def annotate_latest(frame: np.ndarray, latest: StreamPrediction | None, spec: PreprocessSpec, *,
+def annotate_latest(frame: np.ndarray, latest: PredictionEvent | None, spec: PreprocessSpec, *,
                     threshold: float, heatmap: str, waiting: str) -> np.ndarray:
     """``frame`` (enlarged by :func:`for_display`) with the stream's newest prediction drawn on
     it; the heat map comes from the newest segment the model saw (its frames for ``"rgb"``, its
@@ -62,7 +60,7 @@ def _fmt_ms(value: float | None) -> str:
     return "-" if value is None else f"{value:.0f} ms"
 
 
-def stream_summary(stats: StreamStats | None, latest: StreamPrediction | None, threshold: float) -> str:
+def stream_summary(stats: StatsEvent | None, latest: PredictionEvent | None, threshold: float) -> str:
     """One Markdown block: label, state, fps, prediction rate, latency, dropped windows."""
     if stats is None:
         return "stream closed"
@@ -79,15 +77,12 @@ def stream_summary(stats: StreamStats | None, latest: StreamPrediction | None, t
 
 def topk_scores(scores: np.ndarray, labels: list[str] | None, k: int) -> dict[str, float]:
     """``{label: score}`` of the ``k`` best classes (for ``gr.Label``)."""
-    order = np.argsort(-scores, kind="stable")[:k]
-    return {label_name(labels, int(i)): float(scores[i]) for i in order}
+    return dict(top_labels(scores, labels, k))
 
 
 def window_probabilities(result: ClipPrediction) -> np.ndarray:
     """Softmax of each sliding window's logits: float32 ``(W, K)``."""
-    logits = np.stack([w.logits.float().cpu().numpy() for w in result.windows])  # (W, K)
-    e = np.exp(logits - logits.max(axis=1, keepdims=True))
-    return (e / e.sum(axis=1, keepdims=True)).astype(np.float32)
+    return probabilities(torch.stack([w.logits for w in result.windows]))  # W x (K,) -> (W, K)
 
 
 def timeline_rows(result: ClipPrediction, labels: list[str] | None, classes: int = TIMELINE_CLASSES) -> list[dict]:
@@ -95,7 +90,7 @@ def timeline_rows(result: ClipPrediction, labels: list[str] | None, classes: int
     if not result.windows:
         return []
     probs = window_probabilities(result)
-    top = np.argsort(-probs.max(axis=0), kind="stable")[:classes]
+    top = top_indices(probs.max(axis=0), classes)
     return [{"time": round(w.time, 3), "score": float(probs[i, c]), "label": label_name(labels, int(c))}
             for c in top for i, w in enumerate(result.windows)]
 
@@ -110,8 +105,8 @@ def render_clip_video(path: str | Path, result: ClipPrediction, labels: list[str
     fraction of frames written, every 25 frames."""
     windows = result.windows or []
     probs = window_probabilities(result) if windows else np.zeros((0, 0), np.float32)
-    clip_top = next(iter(topk_scores(result.scores, labels, 1).items()))
-    title = f"clip: {clip_top[0]} {clip_top[1]:.2f}"
+    [(clip_label, clip_score)] = top_labels(result.scores, labels, 1)
+    title = f"clip: {clip_label} {clip_score:.2f}"
     capture = cv2.VideoCapture(str(path))
     if not capture.isOpened():
         raise ValueError(f"cannot read {Path(path).name} to draw the annotated video")
@@ -133,8 +128,7 @@ def render_clip_video(path: str | Path, result: ClipPrediction, labels: list[str
             t = index / result.fps
             while current + 1 < len(windows) and windows[current + 1].time <= t + 1e-6:
                 current += 1
-            topk = [] if current < 0 else [(label_name(labels, int(c)), float(probs[current, c]))
-                                           for c in np.argsort(-probs[current], kind="stable")[:k]]
+            topk = () if current < 0 else top_labels(probs[current], labels, k)
             response = None if current < 0 or windows[current].response is None \
                 else windows[current].response.astype(np.float32)
             shown = annotate(frame, topk, threshold=threshold, heatmap=heatmap, segment=recent, response=response,

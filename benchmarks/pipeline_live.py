@@ -28,7 +28,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from pipelines.service import RecognitionService, StreamPrediction  # noqa: E402
+from pipelines.events import PredictionEvent  # noqa: E402
+from pipelines.service import RecognitionService  # noqa: E402
 from tdn.bench import emit_record, machine, rss_mb, utc_now  # noqa: E402
 from tdn.config import load_config, parse_override  # noqa: E402
 from tdn.synth import CLASSES, ClipSpec, render_clip, write_video  # noqa: E402
@@ -54,7 +55,7 @@ def run(service: RecognitionService, clip: Path, streams: int, seconds: float) -
     lock = threading.Lock()
 
     def on_event(event):
-        if isinstance(event, StreamPrediction):
+        if isinstance(event, PredictionEvent):
             with lock:
                 latencies.setdefault(event.stream, []).append(event.latency_ms)
                 emitted.setdefault(event.stream, []).append(event.time + event.latency_ms / 1000.0)

@@ -34,7 +34,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
 from conftest import RtspServer, free_port  # noqa: E402  (the tests' loopback RTSP server)
-from pipelines.service import RecognitionService, StatusEvent, StreamPrediction  # noqa: E402
+from pipelines.events import PredictionEvent, StatusEvent  # noqa: E402
+from pipelines.service import RecognitionService  # noqa: E402
 from tdn.bench import emit_record, machine, rss_mb, utc_now  # noqa: E402
 from tdn.config import load_config, parse_override  # noqa: E402
 
@@ -72,7 +73,7 @@ class Recorder:
 
     def __call__(self, event) -> None:
         with self.lock:
-            if isinstance(event, StreamPrediction):
+            if isinstance(event, PredictionEvent):
                 self.interval.latencies.setdefault(event.stream, []).append(event.latency_ms)
                 self.interval.capture_times.setdefault(event.stream, []).append(event.time)
                 outage = self.outages[-1] if self.outages else None

@@ -5,12 +5,16 @@ It loads the model once, picks the preprocessing backend, runs one
 source, buffer, :class:`~pipelines.scheduler.WindowScheduler`, window thread and
 :class:`~pipelines.postprocess.PostProcessor` (never a buffer shared between streams).
 
+Everything it learns goes out as one stream of :mod:`pipelines.events` (prediction,
+label_change, status, stats) to the listeners of :meth:`RecognitionService.subscribe`; sinks
+that draw frames read them through :meth:`RecognitionService.frames`, never from a buffer.
+
 Example::
 
     service = RecognitionService(load_config())
     sid = service.add_source("rtsp://user:pw@cam/stream")      # id: the masked URL
-    service.subscribe(lambda event: print(event.to_json()))   # predictions, status changes, errors
-    service.latest(sid)                                        # newest StreamPrediction or None
+    service.subscribe(lambda event: print(event.to_json()))   # every event; or kinds={"label_change"}
+    service.latest(sid)                                        # newest PredictionEvent or None
     service.predict_clip("clip.mp4", views="10x3")
     service.close()
 """
@@ -19,23 +23,24 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import logging
+import math
 import threading
 import time
 from collections import deque
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Collection, Iterator
 
 import numpy as np
-import torch
 
 from pipelines.clip import ClipPrediction, ProgressCallback, predict_clip
-from pipelines.engine import InferenceEngine, WindowResult
-from pipelines.postprocess import NonFiniteScores, PostProcessor, Prediction, as_json_topk, top_labels
+from pipelines.engine import InferenceEngine, StreamCounters, WindowResult
+from pipelines.events import (EVENT_KINDS, ErrorEvent, Event, LabelChangeEvent, PredictionEvent, StatsEvent,
+                              StatusEvent)
+from pipelines.postprocess import NonFiniteScores, PostProcessor, as_json_topk, top_labels
 from pipelines.preprocess import PreprocessSpec, create_preprocessor
 from pipelines.scheduler import WindowScheduler
 from pipelines.sources import PushSource, Source, describe_source, open_source
-from pipelines.types import FINAL_STATES, SourceStatus, Window
+from pipelines.types import FINAL_STATES, Frame, SourceStatus
 from tdn.config import Config
 
 log = logging.getLogger(__name__)
@@ -54,78 +59,24 @@ def release_freed_memory() -> None:
         trim(0)
 
 
-@dataclass(frozen=True)
-class StreamPrediction:
-    """A post-processed prediction of one stream's window.
-
-    time: capture time of the window's newest frame (unix s); latency_ms: emitted - time.
-    response: S-TDM response of the newest segment over the centre crop, float32 ``(S/4, S/4)``
-    (None without S-TDM); window: the frames it was computed from (for overlays).
-    """
-
-    stream: str
-    time: float
-    latency_ms: float
-    prediction: Prediction
-    response: torch.Tensor | None
-    window: Window
-
-    def to_json(self) -> dict:
-        return {"event": "prediction", "stream": self.stream, "time": round(self.time, 6),
-                "latency_ms": round(self.latency_ms, 3), "topk": self.prediction.claimed()}
-
-
-@dataclass(frozen=True)
-class StatusEvent:
-    stream: str
-    status: SourceStatus
-
-    def to_json(self) -> dict:
-        return {"event": "status", "stream": self.stream, "status": self.status.state, "detail": self.status.detail}
-
-
-@dataclass(frozen=True)
-class ErrorEvent:
-    """A window of ``stream`` that could not become a prediction (e.g. non-finite model output)."""
-
-    stream: str
-    time: float
-    detail: str
-
-    def to_json(self) -> dict:
-        return {"event": "error", "stream": self.stream, "time": round(self.time, 6), "detail": self.detail}
-
-
-Event = StreamPrediction | StatusEvent | ErrorEvent
-
-
-@dataclass(frozen=True)
-class StreamStats:
-    """Figures for one stream. fps: capture rate; prediction_rate: predictions/s recently;
-    latency_ms_p50/p95 over the recent predictions; dropped_windows: windows skipped by the
-    scheduler (polled late) or replaced in the engine (inference behind), since the start."""
-
-    stream: str
-    state: str
-    detail: str
-    fps: float
-    prediction_rate: float
-    latency_ms_p50: float | None
-    latency_ms_p95: float | None
-    predictions: int
-    dropped_windows: int
-    frames_read: int
-    frames_evicted: int
+Listener = Callable[[Event], None]
 
 
 class _Stream:
-    """Everything that belongs to one stream."""
+    """Everything that belongs to one stream.
+
+    gap_t: the latest gap (unix s): the anchor of a restarted window grid, or when the source
+    went ``reconnecting``. predicted_t: newest frame time of the last post-processed window. A
+    window post-processed after a gap later than ``predicted_t`` starts a fresh smoothing average.
+    """
 
     def __init__(self, source: Source, scheduler: WindowScheduler, post: PostProcessor):
         self.source = source
         self.scheduler = scheduler
         self.post = post
-        self.latest: StreamPrediction | None = None
+        self.latest: PredictionEvent | None = None
+        self.gap_t = -math.inf
+        self.predicted_t: float | None = None
         self.emitted: deque[float] = deque(maxlen=_RECENT)
         self.latencies: deque[float] = deque(maxlen=_RECENT)
         self.predictions = 0
@@ -153,6 +104,8 @@ class RecognitionService:
     def __init__(self, config: Config | None = None, *, model=None):
         self.config = config if config is not None else Config()
         p = self.config.pipeline
+        if not p.stats_interval_s > 0:
+            raise ValueError(f"pipeline.stats_interval_s must be > 0 seconds, got {p.stats_interval_s}")
         self.model = model if model is not None else load_service_model(self.config)
         self.labels = self.model.meta.labels
         self.spec = PreprocessSpec.from_meta(self.model.meta)
@@ -161,27 +114,35 @@ class RecognitionService:
         self.engine = InferenceEngine(self.model, self.preprocessor, max_batch=p.max_batch, max_wait_ms=p.max_wait_ms,
                                       cache_segments=p.cache_segments, on_result=self._on_result)
         self._streams: dict[str, _Stream] = {}
-        self._listeners: list[Callable[[Event], None]] = []
+        self._listeners: list[tuple[Listener, frozenset[str]]] = []
         self._lock = threading.Lock()
+        self._closing = threading.Event()
         self.engine.start()
+        self._stats_thread = threading.Thread(target=self._publish_stats, name="stats", daemon=True)
+        self._stats_thread.start()
 
     # -- events ------------------------------------------------------------------------------
-    def subscribe(self, listener: Callable[[Event], None]) -> Callable[[], None]:
-        """Call ``listener`` with every prediction and status change (from pipeline threads;
-        keep it quick). Returns a function that unsubscribes."""
+    def subscribe(self, listener: Listener, kinds: Collection[str] | None = None) -> Callable[[], None]:
+        """Call ``listener`` with every event (see :mod:`pipelines.events`), or only those whose
+        ``kind`` is in ``kinds``; from pipeline threads, so keep it quick. Returns a function
+        that unsubscribes."""
+        wanted = frozenset(EVENT_KINDS if kinds is None else kinds)
+        if unknown := wanted - set(EVENT_KINDS):
+            raise ValueError(f"unknown event kinds {sorted(unknown)}; kinds: {', '.join(EVENT_KINDS)}")
+        entry = (listener, wanted)
         with self._lock:
-            self._listeners.append(listener)
+            self._listeners.append(entry)
 
         def unsubscribe():
             with self._lock:
-                if listener in self._listeners:
-                    self._listeners.remove(listener)
+                if entry in self._listeners:
+                    self._listeners.remove(entry)
 
         return unsubscribe
 
-    def _emit(self, event: Event) -> None:
+    def _publish(self, event: Event) -> None:
         with self._lock:
-            listeners = list(self._listeners)
+            listeners = [listener for listener, kinds in self._listeners if event.kind in kinds]
         for listener in listeners:
             try:
                 listener(event)
@@ -189,7 +150,25 @@ class RecognitionService:
                 log.exception("event listener failed")
 
     def _on_status(self, stream: str, status: SourceStatus) -> None:
-        self._emit(StatusEvent(stream, status))
+        if status.state == "reconnecting":
+            with self._lock:
+                state = self._streams.get(stream)
+            if state is not None:
+                self._mark_gap(state, status.since)  # frames after it come from a new connection
+        self._publish(StatusEvent(stream, status))
+
+    @staticmethod
+    def _mark_gap(state: _Stream, t: float) -> None:
+        with state.lock:
+            state.gap_t = max(state.gap_t, t)
+
+    def _publish_stats(self) -> None:
+        """The stats thread: a :class:`StatsEvent` every ``pipeline.stats_interval_s`` per stream
+        whose source has not ended or failed (:meth:`stats` still has their last figures)."""
+        while not self._closing.wait(self.config.pipeline.stats_interval_s):
+            for event in self.stats().values():
+                if event.state not in FINAL_STATES:
+                    self._publish(event)
 
     # -- streams -----------------------------------------------------------------------------
     def add_source(self, spec: str | int, *, stream_id: str | None = None, realtime: bool | None = None,
@@ -232,8 +211,27 @@ class RecognitionService:
         release_freed_memory()
 
     def source(self, stream_id: str) -> Source:
-        """The stream's source (its ``buffer`` may be read, e.g. to draw every frame)."""
+        """The stream's source (its status, stats and nominal ``fps``; frames come from :meth:`frames`)."""
         return self._stream(stream_id).source
+
+    def frames(self, stream_id: str, *, stop: threading.Event | None = None) -> Iterator[Frame]:
+        """Each frame of the stream in capture order, from the oldest it still holds, until the
+        stream ends or is removed, or ``stop`` is set. Nothing queues for a slow reader: it skips
+        the frames that left the stream's rolling buffer (``pipeline.buffer_seconds`` /
+        ``buffer_max_frames``) before it got to them."""
+        state, last = self._stream(stream_id), None
+        while not state.removed.is_set() and not (stop is not None and stop.is_set()):
+            frames = state.source.buffer.wait_for_newer(last, _POLL_S)
+            if not frames and state.source.status.state in FINAL_STATES:
+                return
+            for frame in frames:
+                if last is None or frame.index > last:
+                    last = frame.index
+                    yield frame
+
+    def latest_frame(self, stream_id: str) -> Frame | None:
+        """The stream's newest frame (None before the first)."""
+        return self._stream(stream_id).source.buffer.latest()
 
     def streams(self) -> list[str]:
         with self._lock:
@@ -275,8 +273,9 @@ class RecognitionService:
         return source.stream_id
 
     def _schedule(self, state: _Stream) -> None:
-        """The window thread of one stream: buffer snapshots -> scheduler -> engine."""
-        source, last_index = state.source, None
+        """The window thread of one stream: buffer snapshots -> scheduler -> engine. A new grid
+        anchor (the grid restarted after a gap) marks a gap for the post-processor."""
+        source, scheduler, last_index, anchor = state.source, state.scheduler, None, None
         while not state.removed.is_set():
             frames = source.buffer.wait_for_newer(last_index, _POLL_S)
             if not frames:
@@ -284,7 +283,10 @@ class RecognitionService:
                     return
                 continue
             last_index = frames[-1].index
-            window = state.scheduler.next_window(source.stream_id, frames)
+            window = scheduler.next_window(source.stream_id, frames)
+            if scheduler.anchor is not None and scheduler.anchor != anchor:
+                anchor = scheduler.anchor  # windows of this grid have frames at or after it, earlier ones before
+                self._mark_gap(state, anchor)
             if window is not None and not state.removed.is_set():
                 self.engine.submit(window)
 
@@ -293,23 +295,30 @@ class RecognitionService:
             state = self._streams.get(result.window.stream)
         if state is None:
             return  # removed meanwhile
+        window = result.window
         with state.lock:
+            if state.predicted_t is not None and state.gap_t > state.predicted_t:
+                state.post.reset()  # a gap since the previous window: never average across it
+            state.predicted_t = window.newest_t
             try:
                 prediction = state.post.update(result.logits)
             except NonFiniteScores as exc:
-                event = ErrorEvent(stream=result.window.stream, time=result.window.newest_t, detail=str(exc))
+                event = ErrorEvent(stream=window.stream, time=window.newest_t, detail=str(exc))
             else:
-                event = StreamPrediction(stream=result.window.stream, time=result.window.newest_t,
-                                         latency_ms=result.latency_ms, prediction=prediction,
-                                         response=result.response, window=result.window)
+                event = PredictionEvent(stream=window.stream, time=window.newest_t, latency_ms=result.latency_ms,
+                                        prediction=prediction, response=result.response, window=window)
                 state.latest = event
                 state.predictions += 1
                 state.emitted.append(result.emitted)
                 state.latencies.append(result.latency_ms)
-        self._emit(event)
+        self._publish(event)
+        if isinstance(event, PredictionEvent) and prediction.changed:
+            self._publish(LabelChangeEvent(stream=window.stream, time=window.newest_t, previous=prediction.previous,
+                                           label=prediction.label, score=prediction.topk[0][1]))
 
     # -- queries -----------------------------------------------------------------------------
-    def latest(self, stream_id: str) -> StreamPrediction | None:
+    def latest(self, stream_id: str) -> PredictionEvent | None:
+        """The stream's newest :class:`PredictionEvent` (None before the first)."""
         state = self._stream(stream_id)
         with state.lock:
             return state.latest
@@ -319,27 +328,28 @@ class RecognitionService:
             states = dict(self._streams)
         return {sid: s.source.status for sid, s in states.items()}
 
-    def stats(self) -> dict[str, StreamStats]:
+    def stats(self) -> dict[str, StatsEvent]:
+        """Every stream's figures now: the :class:`StatsEvent` s the stats thread publishes."""
         with self._lock:
             states = dict(self._streams)
         engine = self.engine.stats().streams
-        result = {}
-        for sid, s in states.items():
-            source_stats, status = s.source.stats(), s.source.status
-            with s.lock:
-                emitted, latencies, predictions = list(s.emitted), list(s.latencies), s.predictions
-            span = emitted[-1] - emitted[0] if len(emitted) > 1 else 0.0
-            counters = engine.get(sid)
-            result[sid] = StreamStats(
-                stream=sid, state=status.state, detail=status.detail, fps=source_stats.fps,
-                prediction_rate=(len(emitted) - 1) / span if span > 0 else 0.0,
-                latency_ms_p50=float(np.percentile(latencies, 50)) if latencies else None,
-                latency_ms_p95=float(np.percentile(latencies, 95)) if latencies else None,
-                predictions=predictions,
-                dropped_windows=s.scheduler.skipped + (counters.dropped if counters else 0),
-                frames_read=source_stats.frames_read, frames_evicted=s.source.buffer.evicted,
-            )
-        return result
+        return {sid: self._stats_event(s, engine.get(sid)) for sid, s in states.items()}
+
+    @staticmethod
+    def _stats_event(s: _Stream, counters: StreamCounters | None) -> StatsEvent:
+        source_stats, status = s.source.stats(), s.source.status
+        with s.lock:
+            emitted, latencies, predictions = list(s.emitted), list(s.latencies), s.predictions
+        span = emitted[-1] - emitted[0] if len(emitted) > 1 else 0.0
+        return StatsEvent(
+            stream=s.source.stream_id, time=time.time(), state=status.state, detail=status.detail,
+            fps=source_stats.fps, prediction_rate=(len(emitted) - 1) / span if span > 0 else 0.0,
+            latency_ms_p50=float(np.percentile(latencies, 50)) if latencies else None,
+            latency_ms_p95=float(np.percentile(latencies, 95)) if latencies else None,
+            predictions=predictions, dropped_windows=s.scheduler.skipped + (counters.dropped if counters else 0),
+            frames_read=source_stats.frames_read, frames_evicted=s.source.buffer.evicted,
+            reconnects=source_stats.reconnects,
+        )
 
     # -- clips -------------------------------------------------------------------------------
     def predict_clip(self, path: str | Path, *, views: str = "1x1", per_window: bool = False,
@@ -369,6 +379,8 @@ class RecognitionService:
         return self.engine.wait_idle(None if deadline is None else max(0.0, deadline - time.monotonic()))
 
     def close(self) -> None:
+        self._closing.set()
+        self._stats_thread.join(10.0)
         for sid in self.streams():
             self.remove_source(sid)
         self.engine.stop()

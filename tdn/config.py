@@ -110,6 +110,7 @@ class PipelineConfig:
     topk: int = field(default=5, metadata=_range(1, 1000))  # more than the model's classes: all of them
     # a clip job (predict, app upload, eval item) estimated to need more is refused
     clip_memory_mb: int = field(default=1024, metadata=_range(64, 65_536))
+    stats_interval_s: float = field(default=1.0, metadata=_positive(3600))  # seconds between a stream's stats events
 
 
 @dataclass

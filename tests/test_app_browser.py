@@ -19,7 +19,7 @@ import torch
 from browser import CHROMIUM, TIMEOUT_MS, chromium, open_page, screenshot
 from conftest import RtspServer, free_port
 from media import write_not_a_video, write_video, write_y4m
-from pipelines.service import StreamPrediction
+from pipelines.events import PredictionEvent
 from tdn.api import DEMO_WEIGHTS
 from tdn.checkpoint import save_model
 from tdn.meta import ModelMeta
@@ -123,7 +123,7 @@ def test_webcam_shows_label_and_annotated_frame_and_model_sees_unmirrored_frames
 
     webcam_streams = [s for s in host.service.streams() if s.startswith("webcam")]
     assert len(webcam_streams) == 1
-    frame = host.service.source(webcam_streams[0]).buffer.latest().image
+    frame = host.service.latest_frame(webcam_streams[0]).image
     left, right = frame[:, : frame.shape[1] // 2].mean(axis=(0, 1)), frame[:, frame.shape[1] // 2:].mean(axis=(0, 1))
     assert left[0] > left[2] + 60, f"left half should be red as captured, got RGB {left}"
     assert right[2] > right[0] + 60, f"right half should be blue as captured, got RGB {right}"
@@ -213,7 +213,7 @@ def test_demo_model_calls_leftward_motion_through_the_mirrored_webcam_moving_lef
                 votes: queue.Queue[str] = queue.Queue()  # one vote per prediction, however fast they come
                 unsubscribe = host.service.subscribe(
                     lambda e: votes.put(e.prediction.topk[0][0])
-                    if isinstance(e, StreamPrediction) and e.stream == stream else None)
+                    if isinstance(e, PredictionEvent) and e.stream == stream else None)
                 try:
                     while sum(top1.values()) < 10:
                         top1[votes.get(timeout=120)] += 1

@@ -31,7 +31,7 @@ def test_each_tab_gets_its_own_webcam_stream_and_closing_removes_it(host):
     a, b = one.webcam_stream(), two.webcam_stream()
     assert a != b and one.webcam_stream() == a
     host.service.push_frame(a, np.zeros((48, 64, 3), np.uint8))
-    assert host.service.source(a).buffer.latest() is not None and host.service.source(b).buffer.latest() is None
+    assert host.service.latest_frame(a) is not None and host.service.latest_frame(b) is None
     one.close()
     assert a not in host.service.streams() and b in host.service.streams()
     one.close()  # twice is harmless

@@ -12,7 +12,7 @@ from pipelines.clip import ClipPrediction, ClipWindow
 from pipelines.overlay import annotate, crop_box
 from pipelines.postprocess import Prediction
 from pipelines.preprocess import PreprocessSpec
-from pipelines.service import StreamPrediction, StreamStats
+from pipelines.events import PredictionEvent, StatsEvent
 from pipelines.types import Frame, Window
 
 SPEC = PreprocessSpec(resize_short=72, input_size=64, mean=(0.5, 0.5, 0.5), std=(0.25, 0.25, 0.25))
@@ -47,12 +47,12 @@ def moving_square_segment(n=5, size=(96, 128)) -> list[np.ndarray]:
     return frames
 
 
-def stream_prediction(frames, *, topk=(("moving right", 0.7), ("still", 0.2)), response=None) -> StreamPrediction:
+def stream_prediction(frames, *, topk=(("moving right", 0.7), ("still", 0.2)), response=None) -> PredictionEvent:
     segment = tuple(Frame(image=f, t=0.04 * i, index=i) for i, f in enumerate(frames))
     window = Window(stream="cam", centres=(0.08,), frames=(segment,), newest_t=segment[-1].t)
-    prediction = Prediction(scores=np.array([0.1, 0.7, 0.2], np.float32), topk=topk, label=topk[0][0], changed=True,
+    prediction = Prediction(scores=np.array([0.1, 0.7, 0.2], np.float32), topk=topk, label=topk[0][0], previous=None,
                             threshold=0.0)
-    return StreamPrediction(stream="cam", time=window.newest_t, latency_ms=12.0, prediction=prediction,
+    return PredictionEvent(stream="cam", time=window.newest_t, latency_ms=12.0, prediction=prediction,
                             response=response, window=window)
 
 
@@ -104,9 +104,9 @@ def test_threshold_greys_out_what_is_not_claimed():
 
 
 def test_stream_summary_shows_label_state_and_figures():
-    stats = StreamStats(stream="cam", state="live", detail="reading rtsp://***@cam/x", fps=24.96, prediction_rate=4.0,
-                        latency_ms_p50=40.2, latency_ms_p95=90.0, predictions=10, dropped_windows=3, frames_read=250,
-                        frames_evicted=0)
+    stats = StatsEvent(stream="cam", time=0.0, state="live", detail="reading rtsp://***@cam/x", fps=24.96,
+                       prediction_rate=4.0, latency_ms_p50=40.2, latency_ms_p95=90.0, predictions=10, dropped_windows=3,
+                       frames_read=250, frames_evicted=0, reconnects=0)
     text = views.stream_summary(stats, stream_prediction(moving_square_segment()), threshold=0.5)
     assert "**moving right**" in text and "`live`" in text and "25.0 fps" in text
     assert "p50 40 ms" in text and "p95 90 ms" in text and "dropped windows 3" in text

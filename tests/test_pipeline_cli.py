@@ -12,6 +12,8 @@ import pytest
 import torch
 
 from media import moving_square_frames, write_not_a_video, write_video, write_video_ffmpeg
+from pipelines.events import EVENT_SCHEMAS
+from schema_check import schema_errors
 from tdn.checkpoint import save_model
 from tdn.meta import ModelMeta
 from tdn.cli import main as tdn_main
@@ -84,8 +86,12 @@ def test_stream_file_sources_print_the_json_contract_and_write_video(capsys, wei
     video = tmp_path / "annotated.mp4"
     started = time.time()
     code, lines = run_tdn(capsys, "stream", "--source", clips["mp4"], "--source", clips["webm"], "--json",
-                          "--weights", weights, "--write-video", str(video), "--heatmap", "rgb", *FAST)
+                          "--weights", weights, "--write-video", str(video), "--heatmap", "rgb", "--stats",
+                          "--set", "pipeline.stats_interval_s=0.5", *FAST)
     assert code == 0
+    assert {e["event"] for e in lines} == {"prediction", "label_change", "status", "stats"}
+    for line in lines:
+        assert not schema_errors(line, EVENT_SCHEMAS[line["event"]]), line
     predictions = [e for e in lines if e["event"] == "prediction"]
     statuses = [e for e in lines if e["event"] == "status"]
     assert {p["stream"] for p in predictions} == {clips["mp4"], clips["webm"]}
@@ -111,6 +117,7 @@ def test_stream_reports_bad_sources_and_keeps_the_good_one(capsys, weights, clip
     assert len(failed) == 3
     assert any("not found" in d for d in failed.values()) and any("ftp://" in d for d in failed.values())
     assert any(e["event"] == "prediction" and e["stream"] == clips["mp4"] for e in lines)
+    assert not any(e["event"] == "stats" for e in lines)  # only with --stats
 
 
 def test_stream_from_rtsp_server_with_masked_credentials(weights, rtsp_server):

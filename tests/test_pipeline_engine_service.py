@@ -9,7 +9,8 @@ import pytest
 import torch
 
 from media import moving_square_frames, write_video
-from pipelines.service import RecognitionService, StatusEvent, StreamPrediction
+from pipelines.events import PredictionEvent, StatusEvent
+from pipelines.service import RecognitionService
 from tdn.api import load_model
 from tdn.config import Config
 
@@ -46,7 +47,7 @@ def test_push_streams_get_their_own_predictions(service):
 
     def listener(event):
         events.append(event)
-        streams = {e.stream for e in events if isinstance(e, StreamPrediction)}
+        streams = {e.stream for e in events if isinstance(e, PredictionEvent)}
         if streams >= {"left", "right"}:
             got.set()
 
@@ -114,7 +115,7 @@ def test_rtsp_predictions_resume_after_the_server_restarts(model):
     states, predictions = [], []
     with RecognitionService(config, model=model) as service:
         service.subscribe(lambda e: states.append(e.status.state) if isinstance(e, StatusEvent)
-                          else predictions.append(e.time))
+                          else predictions.append(e.time), kinds={"status", "prediction"})
         sid = service.add_source(server.url_with("cam", "hunter2"))
         assert "hunter2" not in sid
         try:

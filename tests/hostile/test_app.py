@@ -342,4 +342,4 @@ def test_odd_camera_text_is_refused_and_other_sessions_live_on(host, text):
     assert ODD_CAMERA_TEXT[text] in message and len(message) < 400
     assert host.service.streams() == [webcam]
     host.service.push_frame(webcam, FRAME)
-    assert host.service.source(webcam).buffer.latest() is not None
+    assert host.service.latest_frame(webcam) is not None

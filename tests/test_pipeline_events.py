@@ -1,0 +1,227 @@
+"""The service's event stream: typed events, strict JSON, the published schema, smoothing that
+resets after a gap, frame subscriptions, and every event kind from a real file source."""
+from __future__ import annotations
+
+import json
+import queue
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from media import moving_square_frames, write_video
+from pipelines.events import (EVENT_KINDS, EVENT_SCHEMAS, LabelChangeEvent, PredictionEvent, StatsEvent, StatusEvent,
+                              schema_document)
+from pipelines.postprocess import PostProcessor, probabilities
+from pipelines.service import RecognitionService
+from pipelines.types import Frame, SourceStatus, Window
+from schema_check import schema_errors
+from tdn.api import load_model
+from tdn.config import Config
+
+T = 4
+SCHEMA_FILE = Path(__file__).resolve().parent.parent / "docs" / "events.schema.json"
+TIMEOUT_S = 120  # generous: the machine may be loaded; nothing waits this long when things work
+
+
+def strict_json(event) -> dict:
+    """``event.to_json()`` after a round trip through strict JSON (no NaN or infinity)."""
+    return json.loads(json.dumps(event.to_json(), allow_nan=False))
+
+
+def assert_valid(record: dict) -> None:
+    assert record["event"] in EVENT_KINDS
+    errors = schema_errors(record, EVENT_SCHEMAS[record["event"]])
+    assert not errors, (record, errors)
+    assert not schema_errors(record, schema_document())  # the published document accepts it too
+
+
+# -- events, JSON, schema (no threads) -------------------------------------------------------------
+def sample_events() -> list:
+    frame = Frame(image=np.zeros((8, 8, 3), np.uint8), t=100.04, index=1)
+    window = Window(stream="cam", centres=(100.0,), frames=((frame,) * 5,), newest_t=100.04)
+    post = PostProcessor(["a", "b"], smoothing=2, threshold=0.6, topk=2)
+    prediction = post.update(torch.tensor([2.0, 0.0]))
+    return [
+        PredictionEvent(stream="cam", time=100.04, latency_ms=12.3456, prediction=prediction, response=None,
+                        window=window),
+        LabelChangeEvent(stream="cam", time=100.04, previous=None, label="a", score=0.880797),
+        LabelChangeEvent(stream="cam", time=101.0, previous="a", label=None, score=0.5),
+        StatusEvent(stream="cam", status=SourceStatus("reconnecting", "lost rtsp://***@cam/x", 99.0)),
+        StatsEvent(stream="cam", time=101.5, state="live", detail="reading", fps=25.0, prediction_rate=4.0,
+                   latency_ms_p50=None, latency_ms_p95=None, predictions=0, dropped_windows=0, frames_read=10,
+                   frames_evicted=0, reconnects=1),
+    ]
+
+
+def test_every_event_kind_serialises_to_strict_json_that_its_schema_accepts():
+    records = [strict_json(e) for e in sample_events()]
+    for record in records:
+        assert_valid(record)
+    prediction, change, to_nothing, status, stats = records
+    assert prediction == {"event": "prediction", "stream": "cam", "time": 100.04, "latency_ms": 12.346,
+                          "topk": [{"label": "a", "score": 0.880797}]}  # only entries at or above the threshold
+    assert change == {"event": "label_change", "stream": "cam", "time": 100.04, "from": None, "to": "a",
+                      "score": 0.880797}
+    assert to_nothing["from"] == "a" and to_nothing["to"] is None
+    assert status == {"event": "status", "stream": "cam", "status": "reconnecting", "detail": "lost rtsp://***@cam/x"}
+    assert stats["latency_ms_p50"] is None and stats["reconnects"] == 1 and "detail" not in stats
+    assert {e.kind for e in sample_events()} == set(EVENT_KINDS) == set(EVENT_SCHEMAS)
+
+
+def test_schema_rejects_what_the_contract_does_not_allow():
+    good = strict_json(sample_events()[0])
+    assert schema_errors({**good, "extra": 1}, EVENT_SCHEMAS["prediction"])
+    assert schema_errors({k: v for k, v in good.items() if k != "latency_ms"}, EVENT_SCHEMAS["prediction"])
+    assert schema_errors({**good, "topk": [{"label": "a", "score": 1.5}]}, EVENT_SCHEMAS["prediction"])
+    assert schema_errors({**good, "event": "status"}, schema_document())
+    status = strict_json(sample_events()[3])
+    assert schema_errors({**status, "status": "sleeping"}, EVENT_SCHEMAS["status"])
+
+
+def test_published_schema_file_is_up_to_date():
+    expected = json.dumps(schema_document(), indent=2) + "\n"
+    assert SCHEMA_FILE.read_text() == expected, \
+        "docs/events.schema.json is stale: python -m pipelines.events > docs/events.schema.json"
+
+
+def test_post_processor_reset_starts_a_fresh_average_and_keeps_the_label_chain():
+    post = PostProcessor(["a", "b"], smoothing=3, threshold=0.6, topk=2)
+    a, b = torch.tensor([2.0, 0.0]), torch.tensor([0.0, 2.0])
+    first = post.update(a)
+    assert (first.label, first.previous, first.changed) == ("a", None, True)
+    mixed = post.update(b)  # averaged with the first: 0.5 / 0.5, below the threshold
+    np.testing.assert_allclose(mixed.scores, (probabilities(a) + probabilities(b)) / 2, atol=1e-6)
+    assert (mixed.label, mixed.previous, mixed.changed) == (None, "a", True)
+    post.reset()  # a gap in the stream
+    fresh = post.update(b)
+    np.testing.assert_allclose(fresh.scores, probabilities(b), atol=1e-6)  # not averaged with a or b before
+    assert (fresh.label, fresh.previous) == ("b", None)  # reported from the label claimed before the gap
+    again = post.update(b)
+    assert (again.label, again.changed) == ("b", False)
+
+
+# -- the service ---------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def model():
+    torch.manual_seed(0)
+    m = load_model(arch="resnet18", num_segments=T, num_classes=3, precision="fp32", labels=["a", "b", "c"])
+    m.meta.resize_short, m.meta.input_size = 72, 64
+    with torch.no_grad():
+        m.fc.weight.normal_(0, 0.5)
+    return m
+
+
+def make_service(model, **pipeline) -> RecognitionService:
+    config = Config()
+    config.pipeline.window_seconds = 1.0
+    config.pipeline.max_wait_ms = 0.0
+    config.pipeline.backend = "cpu"
+    for key, value in pipeline.items():
+        setattr(config.pipeline, key, value)
+    return RecognitionService(config, model=model)
+
+
+def test_subscribe_filters_by_kind_and_names_unknown_kinds(model):
+    with make_service(model) as service:
+        with pytest.raises(ValueError, match="unknown event kinds \\['predictions'\\]"):
+            service.subscribe(print, kinds={"predictions"})
+        statuses = queue.Queue()
+        service.subscribe(statuses.put, kinds={"status"})
+        sid = service.add_push_source("cam")
+        service.remove_source(sid)
+        event = statuses.get(timeout=TIMEOUT_S)
+        assert isinstance(event, StatusEvent) and event.status.state == "ended"
+
+
+def test_frames_subscription_is_bounded_and_the_newest_frame_is_a_query(model):
+    with make_service(model, buffer_max_frames=8) as service:
+        sid = service.add_push_source("cam")
+        assert service.latest_frame(sid) is None
+        for i, image in enumerate(moving_square_frames(30, width=32, height=24)):
+            service.push_frame(sid, image, 1000.0 + i / 25)
+        assert service.latest_frame(sid).index == 29
+        stop, seen = threading.Event(), []
+        for frame in service.frames(sid, stop=stop):  # a late subscriber: only what the stream still holds
+            seen.append(frame.index)
+            if frame.index == 29:
+                stop.set()
+        assert seen == list(range(22, 30))
+
+
+@pytest.mark.parametrize("gap", ["pause", "reconnect"])
+def test_smoothing_restarts_after_a_gap_in_the_stream(model, gap):
+    """Smoothing over 3 windows. After a 3 s pause (> max_frame_gap_s: the grid restarts), or when
+    the source reports ``reconnecting`` between two frames 40 ms apart (the grid goes on), the
+    first prediction is the softmax of its own window alone; the one before was an average."""
+    predictions: queue.Queue[PredictionEvent] = queue.Queue()
+    with make_service(model, smoothing=3, max_frame_gap_s=1.0) as service:
+        service.subscribe(predictions.put, kinds={"prediction"})
+        sid = service.add_push_source("cam")
+        frames = moving_square_frames(100, width=96, height=72, square=16)
+        # live sources stamp frames (and status changes) with the wall clock: the frames before the gap end now
+        t0 = time.time() - 2.0 if gap == "reconnect" else 1000.0
+
+        def push(first: int, last: int, start: float) -> None:
+            for i in range(first, last):
+                service.push_frame(sid, frames[i], start + i / 25)
+
+        push(0, 30, t0)  # grid t0 + 0.08 + k * 0.25: windows end at about t0 + 0.92 and t0 + 1.16
+        before = [predictions.get(timeout=TIMEOUT_S)]
+        push(30, 50, t0)  # up to t0 + 1.96: the last window before the gap ends at t0 + 1.92
+        while before[-1].time < t0 + 1.8:
+            before.append(predictions.get(timeout=TIMEOUT_S))
+        if gap == "pause":
+            resume = t0 + 3.0  # frames from t0 + 5.0 on, 3 s after the last one
+        else:
+            resume = t0
+            source = service.source(sid)
+            source._set_status("reconnecting", "lost (test)")  # as a LiveSource does when its stream drops
+            source._set_status("live", "reading (test)")
+        push(50, 100, resume)
+        first_after = predictions.get(timeout=TIMEOUT_S)
+        assert first_after.time >= resume + 50 / 25
+
+        def own(event: PredictionEvent) -> np.ndarray:
+            return probabilities(service.engine.run_windows([event.window])[0].logits)
+
+        before_probs = [own(e) for e in before[-3:]]
+        after_probs = own(first_after)
+    np.testing.assert_allclose(before[-1].prediction.scores, np.mean(before_probs, axis=0), atol=1e-4)  # averaged
+    np.testing.assert_allclose(first_after.prediction.scores, after_probs, atol=1e-4)  # alone
+    mixed = np.mean(before_probs[-2:] + [after_probs], axis=0)  # what it would be without the reset
+    assert np.abs(mixed - after_probs).max() > 1e-3, "the windows score alike: the test would not see an average"
+
+
+def test_a_file_stream_publishes_every_event_kind_and_each_validates(model, tmp_path):
+    clip = write_video(tmp_path / "clip.mp4", moving_square_frames(50, width=96, height=72))  # 2 s at 25 fps
+    events, lock, done = [], threading.Lock(), threading.Event()
+
+    def listener(event) -> None:
+        with lock:
+            events.append(event)
+            kinds = {e.kind for e in events}
+            if kinds == set(EVENT_KINDS) and any(isinstance(e, StatusEvent) and e.status.state == "ended"
+                                                 for e in events):
+                done.set()
+
+    with make_service(model, stats_interval_s=0.2) as service:
+        service.subscribe(listener)
+        sid = service.add_source(str(clip))  # paced at its frame rate, so it lives long enough for stats
+        assert done.wait(TIMEOUT_S), f"kinds seen: {sorted({e.kind for e in events})}"
+        assert service.wait_until_ended(TIMEOUT_S)
+        latest_stats = service.stats()[sid]
+    with lock:
+        records = [strict_json(e) for e in events]
+    for record in records:
+        assert_valid(record)
+    assert {r["stream"] for r in records} == {sid}
+    first_change = next(r for r in records if r["event"] == "label_change")
+    assert first_change["from"] is None and first_change["to"] in {"a", "b", "c"}  # threshold 0: claimed at once
+    changes = [r for r in records if r["event"] == "label_change"]
+    assert all(earlier["to"] == later["from"] for earlier, later in zip(changes, changes[1:]))  # one chain
+    stats = [r for r in records if r["event"] == "stats"]
+    assert stats[-1]["frames_read"] <= latest_stats.frames_read == 50
