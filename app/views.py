@@ -12,10 +12,10 @@ import numpy as np
 
 from pipelines.clip import ClipPrediction
 from pipelines.overlay import annotate
-from pipelines.preprocess import PreprocessSpec
 from pipelines.service import StreamPrediction, StreamStats
 from pipelines.types import FINAL_STATES, SEGMENT_LENGTH
 from tdn.labels import label_name
+from tdn.transforms import PreprocessSpec
 
 HEATMAP_CHOICES = [("off", "none"), ("RGB differences", "rgb"), ("S-TDM response", "stdm")]
 TIMELINE_CLASSES = 5  # classes drawn in the clip timeline

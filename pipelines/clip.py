@@ -5,7 +5,7 @@ L = 5 frames per segment, ``tick = (n - L + 1) / T`` and segment ``t`` covers fr
 ``start_t .. start_t + 4`` with ``start_t = int(tick * (t + 1/2))`` (TSN/TDN's test
 indices); a clip with ``n <= T + L - 1`` frames uses ``start_t = 0`` for all segments and
 indices past the end repeat the last frame. Frames are resized (short side) and centre-cropped
-as in :mod:`pipelines.preprocess`.
+as in :mod:`tdn.transforms`.
 
 Dense (``views="10x3"``): 10 temporal clips x 3 spatial crops. Clip ``c`` of ``C`` shifts every
 segment by a fraction of a tick, ``start_t = int(tick * (t + (c + 1/2) / C))``, so the ten
@@ -47,7 +47,7 @@ import cv2
 import numpy as np
 import torch
 
-from pipelines.preprocess import CENTRE, THREE_CROPS, PreprocessSpec, resize_short_side, resized_size
+from tdn.transforms import CENTRE, THREE_CROPS, PreprocessSpec, resize_short_side, resized_size
 from pipelines.scheduler import WindowScheduler
 from pipelines.types import SEGMENT_LENGTH, Frame
 
@@ -220,7 +220,7 @@ def read_frames(path: Path, wanted: set[int], *, progress: ProgressCallback | No
                 stop_after_last: bool = False, resize_short: int | None = None) -> tuple[dict[int, np.ndarray], int]:
     """Frames ``wanted`` (RGB) from one pass over the file, and the number of frames decoded.
 
-    ``resize_short`` resizes each kept frame as it is decoded (see :mod:`pipelines.preprocess`), so
+    ``resize_short`` resizes each kept frame as it is decoded (see :mod:`tdn.transforms`), so
     memory does not grow with the source size. With ``stop_after_last`` the pass ends after the
     last wanted frame, so the count is only the file's length when it is not beyond that frame.
     ``expected`` scales the progress.

@@ -32,11 +32,12 @@ import torch
 from pipelines.clip import ClipPrediction, ProgressCallback, predict_clip
 from pipelines.engine import InferenceEngine, WindowResult
 from pipelines.postprocess import NonFiniteScores, PostProcessor, Prediction, as_json_topk, top_labels
-from pipelines.preprocess import PreprocessSpec, create_preprocessor
+from pipelines.preprocess import create_preprocessor
 from pipelines.scheduler import WindowScheduler
 from pipelines.sources import PushSource, Source, describe_source, open_source
 from pipelines.types import FINAL_STATES, SourceStatus, Window
 from tdn.config import Config
+from tdn.transforms import PreprocessSpec
 
 log = logging.getLogger(__name__)
 

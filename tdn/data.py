@@ -28,7 +28,7 @@ scale step apart), at one of 13 fixed positions (corners, edge centres, centre, 
 points) - resized to ``input_size``, then a horizontal flip with probability 1/2 that also
 swaps the labels of mirror-image classes (``flip_swap``, e.g. left <-> right). Testing resizes
 the short side to ``resize_short`` and crops ``input_size`` (centre, or left/centre/right for
-3 crops) with :mod:`pipelines.preprocess`, exactly as the live pipeline does; test videos are
+3 crops) with :mod:`tdn.transforms`, exactly as the live pipeline does; test videos are
 read as ``tdn predict`` reads them (:func:`pipelines.clip.read_clip_frames`: resized as decoded,
 refused above ``limit_mb``).
 
@@ -50,7 +50,7 @@ import torch.nn.functional as F
 
 from pipelines.clip import (check_clip_file, check_memory, clip_frame_indices, memory_need, parse_views, probe_clip,
                             read_clip_frames, read_frames)
-from pipelines.preprocess import CpuPreprocessor, PreprocessSpec
+from tdn.transforms import PreprocessSpec, SegmentTransform
 from pipelines.types import SEGMENT_LENGTH
 
 DATA_FORMATS = ("video", "frames")
@@ -215,7 +215,7 @@ class ClipDataset(torch.utils.data.Dataset):
         self.flip = flip
         self.flip_swap = dict(flip_swap or {})
         self.limit_mb = limit_mb  # test items needing more (frames and views, pipeline.clip_memory_mb) are refused
-        self._test_preprocessor = CpuPreprocessor(spec)
+        self._test_transform = SegmentTransform(spec)
         self._mean = torch.tensor(spec.mean).view(3, 1, 1)
         self._std = torch.tensor(spec.std).view(3, 1, 1)
 
@@ -279,7 +279,7 @@ class ClipDataset(torch.utils.data.Dataset):
             chunk = frames[c * t * length:(c + 1) * t * length]
             segments = [chunk[s * length:(s + 1) * length] for s in range(t)]
             for position in self.positions:
-                per_clip.append(self._test_preprocessor.segments(segments, [position] * t))  # (T, L, 3, S, S)
+                per_clip.append(self._test_transform.segments(segments, [position] * t))  # (T, L, 3, S, S)
         return torch.stack(per_clip), record.label  # (V, T, L, 3, S, S)
 
     def _augment(self, frames: list[np.ndarray], rng: np.random.Generator) -> tuple[torch.Tensor, bool]:

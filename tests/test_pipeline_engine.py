@@ -11,9 +11,10 @@ import torch
 
 from pipelines.engine import InferenceEngine, SegmentCache
 from pipelines.postprocess import PostProcessor
-from pipelines.preprocess import CpuPreprocessor, PreprocessSpec
+from pipelines.preprocess import CpuPreprocessor
 from pipelines.types import SEGMENT_LENGTH, Frame, Window
 from tdn.api import load_model
+from tdn.transforms import PreprocessSpec
 
 T = 4
 SIZE = 64

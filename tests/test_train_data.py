@@ -7,10 +7,10 @@ import pytest
 import torch
 
 from pipelines.clip import clip_frame_indices
-from pipelines.preprocess import PreprocessSpec
 from tdn.data import (SCALES, BadClip, ClipDataset, frame_indices, multiscale_crop_box, parse_flip_swap, read_list,
                       train_segment_starts)
 from tdn.synth import write_video
+from tdn.transforms import PreprocessSpec
 
 SPEC = PreprocessSpec(resize_short=40, input_size=32, mean=(0.5, 0.5, 0.5), std=(0.25, 0.25, 0.25))
 
