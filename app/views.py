@@ -13,8 +13,9 @@ import numpy as np
 from pipelines.clip import ClipPrediction
 from pipelines.overlay import annotate
 from pipelines.service import StreamPrediction, StreamStats
-from pipelines.types import FINAL_STATES, SEGMENT_LENGTH
+from pipelines.types import FINAL_STATES
 from tdn.labels import label_name
+from tdn.sampling import SEGMENT_LENGTH
 from tdn.transforms import PreprocessSpec
 
 HEATMAP_CHOICES = [("off", "none"), ("RGB differences", "rgb"), ("S-TDM response", "stdm")]

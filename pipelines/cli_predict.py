@@ -4,7 +4,7 @@ One line per clip; with ``--json``: ``{"source": path, "topk": [{"label", "score
 (plus ``"windows": [{"time": s, "topk": [...]}, ...]`` with ``--windows``, and ``"warning": "..."``
 for a clip only partly decodable, also printed to stderr), or ``{"source": path, "error": "..."}``
 for a clip that cannot be read - the other clips still run and the exit code is 1. Protocol:
-:mod:`pipelines.clip` (``--views 1x1`` or ``10x3``).
+:mod:`tdn.sampling` (``--views 1x1`` or ``10x3``), scored by :mod:`pipelines.clip`.
 """
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ import sys
 
 import torch
 
-from pipelines.clip import VIEWS
+from tdn.sampling import VIEWS
 
 
 def add_model_arguments(parser: argparse.ArgumentParser) -> None:

@@ -1,17 +1,8 @@
 """Clip-level prediction for video files: the standard TDN test protocol, plus per-window results.
 
-Clip level (``views="1x1"``): T segments spread uniformly over the clip. With ``n`` frames and
-L = 5 frames per segment, ``tick = (n - L + 1) / T`` and segment ``t`` covers frames
-``start_t .. start_t + 4`` with ``start_t = int(tick * (t + 1/2))`` (TSN/TDN's test
-indices); a clip with ``n <= T + L - 1`` frames uses ``start_t = 0`` for all segments and
-indices past the end repeat the last frame. Frames are resized (short side) and centre-cropped
-as in :mod:`tdn.transforms`.
-
-Dense (``views="10x3"``): 10 temporal clips x 3 spatial crops. Clip ``c`` of ``C`` shifts every
-segment by a fraction of a tick, ``start_t = int(tick * (t + (c + 1/2) / C))``, so the ten
-clips together cover the video evenly; the crops sit at the left, centre and right (top,
-centre, bottom for portrait video) of the long side. Softmax scores are averaged over the 30
-views.
+The views (``"1x1"``: T centred segments, centre crop; ``"10x3"``: 10 temporal clips x 3 crops)
+and their frames are TDN's test protocol (:mod:`tdn.sampling`); frames are resized and cropped
+by the engine's preprocessor (:mod:`tdn.transforms`). Softmax scores are averaged over the views.
 
 Per-window (``per_window=True``): the file is read in order and cut into windows exactly as a
 live stream is (:class:`pipelines.scheduler.WindowScheduler` over frame times ``index / fps``),
@@ -47,11 +38,11 @@ import cv2
 import numpy as np
 import torch
 
-from tdn.transforms import CENTRE, THREE_CROPS, PreprocessSpec, resize_short_side, resized_size
 from pipelines.scheduler import WindowScheduler
-from pipelines.types import SEGMENT_LENGTH, Frame
+from pipelines.types import Frame
+from tdn.sampling import SEGMENT_LENGTH, parse_views, temporal_clip_indices
+from tdn.transforms import PreprocessSpec, resize_short_side, resized_size
 
-VIEWS = {"1x1": (1, (CENTRE,)), "10x3": (10, THREE_CROPS)}
 # WebM/Matroska has no frame index: OpenCV estimates the count from the duration
 ESTIMATED_COUNT_CODECS = frozenset({"VP80", "VP90", "VP09"})
 ProgressCallback = Callable[[float, str], None]  # (fraction done 0..1, what is happening)
@@ -89,30 +80,6 @@ class ClipPrediction:
     fps: float
     windows: list[ClipWindow] | None
     warning: str | None = None  # e.g. fewer frames decoded than the container declares
-
-
-def segment_starts(num_frames: int, num_segments: int, *, clip: int = 0, clips: int = 1,
-                   length: int = SEGMENT_LENGTH) -> list[int]:
-    """First frame of each segment; see the module docstring. ``segment_starts(100, 4)`` ->
-    ``[12, 36, 60, 84]`` (tick 24)."""
-    if num_frames <= num_segments + length - 1:
-        return [0] * num_segments
-    tick = (num_frames - length + 1) / num_segments
-    return [int(tick * (t + (clip + 0.5) / clips)) for t in range(num_segments)]
-
-
-def clip_frame_indices(num_frames: int, num_segments: int, *, clip: int = 0, clips: int = 1,
-                       length: int = SEGMENT_LENGTH) -> list[int]:
-    """The ``T * L`` frame indices of one temporal clip, segment by segment (last frame repeated past the end)."""
-    return [min(start + j, num_frames - 1)
-            for start in segment_starts(num_frames, num_segments, clip=clip, clips=clips, length=length)
-            for j in range(length)]
-
-
-def parse_views(views: str) -> tuple[int, tuple[float, ...]]:
-    if views not in VIEWS:
-        raise ValueError(f"views must be one of {', '.join(VIEWS)} (temporal clips x spatial crops), got {views!r}")
-    return VIEWS[views]
 
 
 # -- reading files ---------------------------------------------------------------------------
@@ -256,10 +223,6 @@ def _probe(path: Path) -> tuple[int, float, tuple[int, int]]:
     return max(count, 0), fps, size
 
 
-def _all_indices(num_frames: int, num_segments: int, clips: int) -> list[list[int]]:
-    return [clip_frame_indices(num_frames, num_segments, clip=c, clips=clips) for c in range(clips)]
-
-
 def truncation_warning(decoded: int, declared: int) -> str | None:
     """The warning for a file of which only ``decoded`` of the ``declared`` frames decode (None if all did)."""
     if 0 < decoded < declared:
@@ -297,10 +260,10 @@ def read_clip_frames(path: str | Path, info: ClipInfo, num_segments: int, clips:
     of ``num_segments`` segments need, and the number of frames decoded: at most ``clips * T * L`` frames."""
     path = Path(path)
     declared = info.declared
-    wanted = {i for idx in _all_indices(declared, num_segments, clips) for i in idx} if declared else set()
+    wanted = {i for idx in temporal_clip_indices(declared, num_segments, clips) for i in idx} if declared else set()
     frames, count = read_frames(path, wanted, progress=progress, expected=declared, resize_short=resize_short)
     if count != declared and count:  # the container's count was wrong or missing: select again with the true one
-        wanted = {i for idx in _all_indices(count, num_segments, clips) for i in idx}
+        wanted = {i for idx in temporal_clip_indices(count, num_segments, clips) for i in idx}
         frames, count = read_frames(path, wanted, progress=progress, expected=count, resize_short=resize_short)
     if not frames:
         raise ClipError(f"{path} has no decodable video frames")
@@ -313,7 +276,7 @@ def _clip_views(engine, path: Path, num_frames: int, frame_size: tuple[int, int]
     """Per temporal clip, its views as float32 ``(crops, T, L, 3, S, S)``; DALI decodes itself
     when ``frames`` is None. One clip at a time bounds memory (10x3 at 224 px would be 0.7 GB)."""
     t = engine.num_segments
-    for indices in _all_indices(num_frames, t, clips):
+    for indices in temporal_clip_indices(num_frames, t, clips):
         if frames is None:
             decoded = engine.preprocessor.decode_segments(str(path), indices, frame_size, positions)
             yield decoded.unflatten(1, (t, SEGMENT_LENGTH))  # (crops, T*L, 3, S, S) -> (crops, T, L, 3, S, S)

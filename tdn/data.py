@@ -8,19 +8,8 @@ numbers are taken from the end of the line):
 - ``video``: ``path label`` (or ``path num_frames label``; the count is then ignored) - a
   video file OpenCV/FFmpeg can decode.
 
-Sampling (TSN/TDN): each of the T segments is a span of L = 5 consecutive frames (the centre
-frame and two on each side). With ``n`` frames, ``avg = (n - L + 1) // T``:
-
-- training: segment ``t`` starts at ``t * avg + randint(avg)`` (a random offset inside its
-  share of the clip); when ``avg == 0`` the starts are T sorted random frames (or all 0 for
-  clips with ``n <= T`` frames);
-- testing: segment ``t`` starts at ``int(tick * (t + (c + 1/2) / C))`` for temporal clip ``c``
-  of ``C`` with ``tick = (n - L + 1) / T`` (the centre of its share for C = 1; see
-  :func:`pipelines.clip.segment_starts`, shared with ``tdn predict``).
-
-Frames past the end repeat the last one. Worked example, ``n = 50, T = 8``: ``avg = 5``;
-training starts ``[0..4], [5..9], ...`` one per share; test starts ``[2, 8, 14, 20, 25, 31,
-37, 43]``.
+Segments are sampled as :mod:`tdn.sampling` describes: at random within each segment's share
+for training, TDN's test indices for testing (shared with ``tdn predict``).
 
 Augmentation for training (the official recipe): a multi-scale crop - square-ish crops whose
 sides are drawn from ``{1, .875, .75, .66} x`` the short side (width and height at most one
@@ -48,10 +37,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from pipelines.clip import (check_clip_file, check_memory, clip_frame_indices, memory_need, parse_views, probe_clip,
-                            read_clip_frames, read_frames)
+from pipelines.clip import check_clip_file, check_memory, memory_need, probe_clip, read_clip_frames, read_frames
+from tdn.sampling import SEGMENT_LENGTH, clip_frame_indices, frame_indices, parse_views, train_segment_starts
 from tdn.transforms import PreprocessSpec, SegmentTransform
-from pipelines.types import SEGMENT_LENGTH
 
 DATA_FORMATS = ("video", "frames")
 SCALES = (1.0, 0.875, 0.75, 0.66)
@@ -95,23 +83,6 @@ def read_list(list_path: str | Path, *, data_format: str = "video", root: str | 
     if not records:
         raise ValueError(f"list file {list_path} has no clips")
     return records
-
-
-def train_segment_starts(num_frames: int, num_segments: int, rng: np.random.Generator,
-                         length: int = SEGMENT_LENGTH) -> list[int]:
-    """First frame of each segment for training: a random offset inside each segment's share."""
-    usable = num_frames - length + 1
-    average = usable // num_segments
-    if average > 0:
-        return [t * average + int(rng.integers(average)) for t in range(num_segments)]
-    if num_frames > num_segments:
-        return sorted(int(i) for i in rng.integers(max(usable, 1), size=num_segments))
-    return [0] * num_segments
-
-
-def frame_indices(starts: Sequence[int], num_frames: int, length: int = SEGMENT_LENGTH) -> list[int]:
-    """The ``T * L`` frame indices of segments starting at ``starts`` (last frame repeated past the end)."""
-    return [min(start + j, num_frames - 1) for start in starts for j in range(length)]
 
 
 def multiscale_crop_box(height: int, width: int, input_size: int, rng: np.random.Generator,

@@ -8,10 +8,11 @@ import pytest
 import torch
 
 from media import moving_square_frames, write_not_a_video, write_video, write_video_ffmpeg
-from pipelines.clip import ClipError, clip_frame_indices, predict_clip, segment_starts
+from pipelines.clip import ClipError, predict_clip
 from pipelines.engine import InferenceEngine
 from pipelines.preprocess import CpuPreprocessor, border_tolerance, create_preprocessor, tolerance
 from tdn.api import load_model
+from tdn.sampling import clip_frame_indices, segment_starts
 from tdn.transforms import THREE_CROPS, PreprocessSpec, crop_origin, crop_positions, resized_size, to_model_layout
 
 T = 4

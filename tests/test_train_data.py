@@ -6,9 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from pipelines.clip import clip_frame_indices
-from tdn.data import (SCALES, BadClip, ClipDataset, frame_indices, multiscale_crop_box, parse_flip_swap, read_list,
-                      train_segment_starts)
+from tdn.data import SCALES, BadClip, ClipDataset, multiscale_crop_box, parse_flip_swap, read_list
+from tdn.sampling import clip_frame_indices, frame_indices, train_segment_starts
 from tdn.synth import write_video
 from tdn.transforms import PreprocessSpec
 
