@@ -59,9 +59,9 @@ def _format_text(record: dict) -> str:
 
 
 def main(args: argparse.Namespace) -> int:
-    from pipelines.clip import ClipError
     from pipelines.service import RecognitionService
     from tdn.cli import config_from_args
+    from tdn.video import ClipError
 
     config = config_from_args(args, **model_overrides(args))
     failed = 0

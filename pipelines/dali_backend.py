@@ -22,8 +22,8 @@ import torch
 from nvidia.dali import fn, pipeline_def, types
 from nvidia.dali.plugin.pytorch import feed_ndarray
 
-from pipelines.clip import fourcc
 from tdn.transforms import PreprocessSpec, check_segments, crop_positions, to_model_layout
+from tdn.video import fourcc
 
 CPU_DECODABLE = frozenset({"VP80", "VP90", "VP09", "MJPG"})  # FourCCs DALI 2.4 decodes on the CPU
 THREE_CROP_SAMPLES = 3

@@ -29,7 +29,7 @@ from typing import Callable
 import numpy as np
 import torch
 
-from pipelines.clip import ClipPrediction, ProgressCallback, predict_clip
+from pipelines.clip import ClipPrediction, predict_clip
 from pipelines.engine import InferenceEngine, WindowResult
 from pipelines.postprocess import NonFiniteScores, PostProcessor, Prediction, as_json_topk, top_labels
 from pipelines.preprocess import create_preprocessor
@@ -38,6 +38,7 @@ from pipelines.sources import PushSource, Source, describe_source, open_source
 from pipelines.types import FINAL_STATES, SourceStatus, Window
 from tdn.config import Config
 from tdn.transforms import PreprocessSpec
+from tdn.video import ProgressCallback
 
 log = logging.getLogger(__name__)
 

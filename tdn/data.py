@@ -18,7 +18,7 @@ points) - resized to ``input_size``, then a horizontal flip with probability 1/2
 swaps the labels of mirror-image classes (``flip_swap``, e.g. left <-> right). Testing resizes
 the short side to ``resize_short`` and crops ``input_size`` (centre, or left/centre/right for
 3 crops) with :mod:`tdn.transforms`, exactly as the live pipeline does; test videos are
-read as ``tdn predict`` reads them (:func:`pipelines.clip.read_clip_frames`: resized as decoded,
+read as ``tdn predict`` reads them (:func:`tdn.video.read_clip_frames`: resized as decoded,
 refused above ``limit_mb``).
 
 A clip that cannot be used (missing, not a video, a directory or FIFO, absurd geometry, too
@@ -27,7 +27,6 @@ large) does not stop a run: its item is a :class:`BadClip` naming it and why, wh
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
@@ -37,9 +36,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from pipelines.clip import check_clip_file, check_memory, memory_need, probe_clip, read_clip_frames, read_frames
 from tdn.sampling import SEGMENT_LENGTH, clip_frame_indices, frame_indices, parse_views, train_segment_starts
 from tdn.transforms import PreprocessSpec, SegmentTransform
+from tdn.video import check_memory, memory_need, probe_clip, probe_video, read_clip_frames, read_frames
 
 DATA_FORMATS = ("video", "frames")
 SCALES = (1.0, 0.875, 0.75, 0.66)
@@ -271,14 +270,9 @@ def clip_seconds_of(records: Sequence[ClipRecord], limit: int = 50) -> float | N
     durations = []
     for record in records[:limit]:
         try:
-            check_clip_file(record.path)  # never open a FIFO or device
+            info = probe_video(record.path)
         except (ValueError, OSError):
             continue  # a bad clip is reported when it is loaded
-        capture = cv2.VideoCapture(str(record.path))
-        try:
-            fps, count = capture.get(cv2.CAP_PROP_FPS), capture.get(cv2.CAP_PROP_FRAME_COUNT)
-        finally:
-            capture.release()
-        if math.isfinite(fps) and fps > 0 and count > 0:
-            durations.append(count / fps)
+        if info.declared:
+            durations.append(info.declared / info.fps)
     return float(np.median(durations)) if durations else None

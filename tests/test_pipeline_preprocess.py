@@ -8,12 +8,13 @@ import pytest
 import torch
 
 from media import moving_square_frames, write_not_a_video, write_video, write_video_ffmpeg
-from pipelines.clip import ClipError, predict_clip
+from pipelines.clip import predict_clip
 from pipelines.engine import InferenceEngine
 from pipelines.preprocess import CpuPreprocessor, border_tolerance, create_preprocessor, tolerance
 from tdn.api import load_model
 from tdn.sampling import clip_frame_indices, segment_starts
 from tdn.transforms import THREE_CROPS, PreprocessSpec, crop_origin, crop_positions, resized_size, to_model_layout
+from tdn.video import ClipError
 
 T = 4
 SPEC = PreprocessSpec(resize_short=72, input_size=64, mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, 0.225))
