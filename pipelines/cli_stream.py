@@ -27,6 +27,7 @@ import cv2
 from pipelines.cli_predict import add_model_arguments, model_overrides
 from pipelines.overlay import HEATMAPS, annotate
 from tdn.cli import bounded
+from tdn.video import DEFAULT_FPS, open_writer
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -60,15 +61,13 @@ def check_video_path(path: Path) -> None:
     if not path.parent.is_dir():
         raise FileNotFoundError(f"--write-video {path}: folder {path.parent} does not exist")
     probe = partial_path(path)
-    writer = cv2.VideoWriter(str(probe), cv2.VideoWriter_fourcc(*FOURCC), 25.0, (64, 64))
     try:
-        opened = writer.isOpened()
-    finally:
-        writer.release()
-        probe.unlink(missing_ok=True)
-    if not opened:
+        open_writer(probe, FOURCC, DEFAULT_FPS, (64, 64)).release()
+    except ValueError:
         raise ValueError(f"--write-video {path}: cannot write {FOURCC} video there (is the folder writable, "
-                         "and the extension one OpenCV writes, such as .mp4 or .avi?)")
+                         "and the extension one OpenCV writes, such as .mp4 or .avi?)") from None
+    finally:
+        probe.unlink(missing_ok=True)
 
 
 class AnnotatedVideoWriter:
@@ -108,9 +107,7 @@ class AnnotatedVideoWriter:
                 for frame in new:
                     if writer is None:
                         h, w = frame.image.shape[:2]
-                        writer = cv2.VideoWriter(str(partial), cv2.VideoWriter_fourcc(*FOURCC), self.fps, (w, h))
-                        if not writer.isOpened():
-                            raise OSError(f"cannot open {partial} for writing")
+                        writer = open_writer(partial, FOURCC, self.fps, (w, h))
                     writer.write(cv2.cvtColor(self._annotated(frame.image), cv2.COLOR_RGB2BGR))
                     self.frames_written += 1
                     last = frame.index
@@ -195,7 +192,7 @@ def main(args: argparse.Namespace) -> int:
                 continue
             started.append(sid)
             if video_paths:
-                fps = getattr(service.source(sid), "fps", 0.0) or 25.0
+                fps = getattr(service.source(sid), "fps", 0.0) or DEFAULT_FPS
                 writers.append(AnnotatedVideoWriter(service, sid, video_paths[i], heatmap=args.heatmap, fps=fps))
         deadline = None if args.duration is None else time.monotonic() + args.duration
         try:
