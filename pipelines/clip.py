@@ -99,7 +99,7 @@ def rolling_frames(fps: float, window_seconds: float) -> int:
 
 
 def clip_job_need(engine, info: ClipInfo, views: str, *, per_window: bool, window_seconds: float) -> int:
-    """:func:`memory_need` of :func:`predict_clip` decoding with OpenCV: the views' frames and one
+    """:func:`tdn.video.memory_need` of :func:`predict_clip` decoding with OpenCV: the views' frames and one
     temporal clip's inputs, plus (``per_window``) the rolling frames and a batch of windows."""
     clips, positions = parse_views(views)
     t, batch = engine.num_segments, engine.max_batch
