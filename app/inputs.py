@@ -16,10 +16,10 @@ import os
 import unicodedata
 from pathlib import Path
 
-from pipelines.clip import ClipError, check_clip_file
 from pipelines.masking import mask_credentials
 from pipelines.sources import STREAM_SCHEMES
 from tdn.config import REPO_ROOT
+from tdn.video import ClipError, check_clip_file
 
 WEIGHTS_DIR = REPO_ROOT / "weights"
 LABELS_DIR = WEIGHTS_DIR / "labels"
@@ -104,7 +104,7 @@ def resolve_in_weights(name: str, directory: Path = WEIGHTS_DIR) -> Path:
 
 def check_upload(path: str | Path, *, upload_dir: str | Path, max_mb: float) -> Path:
     """An uploaded video: inside Gradio's ``upload_dir``, a video suffix, a non-empty readable regular
-    file (:func:`pipelines.clip.check_clip_file`), at most ``max_mb``."""
+    file (:func:`tdn.video.check_clip_file`), at most ``max_mb``."""
     path = Path(path).resolve()
     if not path.is_relative_to(Path(upload_dir).resolve()):
         raise ValueError("only uploaded files can be used; upload the clip again")

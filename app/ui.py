@@ -24,9 +24,9 @@ from app.inputs import (LABELS_DIR, VIDEO_SUFFIXES, WEIGHTS_DIR, check_upload, l
 from app.jobs import Busy, JobGate
 from app.login import LoginRateLimit, LoginThrottle
 from app.sessions import BrowserSession, ModelHost, StreamLimitError
-from pipelines.clip import VIEWS
 from pipelines.masking import mask_credentials
 from tdn.config import Config
+from tdn.sampling import VIEWS
 
 log = logging.getLogger(__name__)
 

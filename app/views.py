@@ -16,9 +16,11 @@ from pipelines.clip import ClipPrediction
 from pipelines.events import PredictionEvent, StatsEvent
 from pipelines.overlay import annotate
 from pipelines.postprocess import claimed_label, probabilities, top_indices, top_labels
-from pipelines.preprocess import PreprocessSpec
-from pipelines.types import FINAL_STATES, SEGMENT_LENGTH
+from pipelines.types import FINAL_STATES
 from tdn.labels import label_name
+from tdn.sampling import SEGMENT_LENGTH
+from tdn.video import open_video, open_writer
+from tdn.transforms import PreprocessSpec
 
 HEATMAP_CHOICES = [("off", "none"), ("RGB differences", "rgb"), ("S-TDM response", "stdm")]
 TIMELINE_CLASSES = 5  # classes drawn in the clip timeline
@@ -107,9 +109,10 @@ def render_clip_video(path: str | Path, result: ClipPrediction, labels: list[str
     probs = window_probabilities(result) if windows else np.zeros((0, 0), np.float32)
     [(clip_label, clip_score)] = top_labels(result.scores, labels, 1)
     title = f"clip: {clip_label} {clip_score:.2f}"
-    capture = cv2.VideoCapture(str(path))
-    if not capture.isOpened():
-        raise ValueError(f"cannot read {Path(path).name} to draw the annotated video")
+    try:
+        capture = open_video(path)
+    except (ValueError, OSError):
+        raise ValueError(f"cannot read {Path(path).name} to draw the annotated video") from None
     out_path = Path(out_path)
     writer = None
     recent: list[np.ndarray] = []
@@ -134,10 +137,7 @@ def render_clip_video(path: str | Path, result: ClipPrediction, labels: list[str
             shown = annotate(frame, topk, threshold=threshold, heatmap=heatmap, segment=recent, response=response,
                              spec=spec, title=title)
             if writer is None:
-                writer = cv2.VideoWriter(str(out_path), cv2.VideoWriter_fourcc(*"VP80"), result.fps,
-                                         (shown.shape[1], shown.shape[0]))
-                if not writer.isOpened():
-                    raise RuntimeError(f"OpenCV cannot write VP8 WebM to {out_path}")
+                writer = open_writer(out_path, "VP80", result.fps, (shown.shape[1], shown.shape[0]))
             writer.write(cv2.cvtColor(shown, cv2.COLOR_RGB2BGR))
             index += 1
             if progress is not None and index % 25 == 0:

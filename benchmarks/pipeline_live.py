@@ -32,7 +32,8 @@ from pipelines.events import PredictionEvent  # noqa: E402
 from pipelines.service import RecognitionService  # noqa: E402
 from tdn.bench import emit_record, machine, rss_mb, utc_now  # noqa: E402
 from tdn.config import load_config, parse_override  # noqa: E402
-from tdn.synth import CLASSES, ClipSpec, render_clip, write_video  # noqa: E402
+from tdn.synth import CLASSES, ClipSpec, render_clip  # noqa: E402
+from tdn.video import write_video  # noqa: E402
 
 
 def make_stream_clip(path: Path, *, width: int, height: int, fps: int, seconds_per_class: float, seed: int) -> Path:

@@ -23,10 +23,12 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from pipelines.engine import InferenceEngine  # noqa: E402
-from pipelines.preprocess import CpuPreprocessor, PreprocessSpec  # noqa: E402
-from pipelines.types import SEGMENT_LENGTH, Frame, Window  # noqa: E402
+from pipelines.preprocess import CpuPreprocessor  # noqa: E402
+from pipelines.types import Frame, Window  # noqa: E402
 from tdn.api import load_model  # noqa: E402
 from tdn.bench import emit_record, machine, utc_now  # noqa: E402
+from tdn.sampling import SEGMENT_LENGTH  # noqa: E402
+from tdn.transforms import PreprocessSpec  # noqa: E402
 
 
 def stream_windows(count: int, num_segments: int, *, step: int = 6, height: int = 480, width: int = 640):

@@ -4,7 +4,7 @@ One line per clip; with ``--json``: ``{"source": path, "topk": [{"label", "score
 (plus ``"windows": [{"time": s, "topk": [...]}, ...]`` with ``--windows``, and ``"warning": "..."``
 for a clip only partly decodable, also printed to stderr), or ``{"source": path, "error": "..."}``
 for a clip that cannot be read - the other clips still run and the exit code is 1. Protocol:
-:mod:`pipelines.clip` (``--views 1x1`` or ``10x3``).
+:mod:`tdn.sampling` (``--views 1x1`` or ``10x3``), scored by :mod:`pipelines.clip`.
 """
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ import sys
 
 import torch
 
-from pipelines.clip import VIEWS
+from tdn.sampling import VIEWS
 
 
 def add_model_arguments(parser: argparse.ArgumentParser) -> None:
@@ -59,9 +59,9 @@ def _format_text(record: dict) -> str:
 
 
 def main(args: argparse.Namespace) -> int:
-    from pipelines.clip import ClipError
     from pipelines.service import RecognitionService
     from tdn.cli import config_from_args
+    from tdn.video import ClipError
 
     config = config_from_args(args, **model_overrides(args))
     failed = 0

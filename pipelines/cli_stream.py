@@ -90,7 +90,7 @@ def main(args: argparse.Namespace) -> int:
                 continue
             started.append(sid)
             if video_paths:
-                fps = getattr(service.source(sid), "fps", 0.0) or 25.0
+                fps = getattr(service.source(sid), "fps", 0.0) or DEFAULT_FPS
                 writers.append(AnnotatedVideoWriter(service, sid, video_paths[i], heatmap=args.heatmap, fps=fps))
         deadline = None if args.duration is None else time.monotonic() + args.duration
         try:

@@ -5,7 +5,7 @@ per segment (``(L, H, W, 3)``, layout ``FHWC``); video files are decoded by DALI
 (``fn.decoders.video``: NVDEC through the ``mixed`` backend on a GPU; on the CPU, DALI 2.4
 decodes VP8, VP9 and MJPEG only - other codecs return ``None`` from :meth:`decode_segments`
 and the caller decodes with OpenCV). Both graphs share :func:`_resize_crop_normalise`, which
-mirrors :class:`pipelines.preprocess.CpuPreprocessor`: bilinear with antialiasing, the exact
+mirrors :class:`tdn.transforms.SegmentTransform`: bilinear with antialiasing, the exact
 output scale (``subpixel_scale=False``), the same size rounding and crop origin.
 
 ``device="gpu"`` runs the operators on CUDA device 0 (outputs are CUDA tensors);
@@ -22,8 +22,8 @@ import torch
 from nvidia.dali import fn, pipeline_def, types
 from nvidia.dali.plugin.pytorch import feed_ndarray
 
-from pipelines.clip import fourcc
-from pipelines.preprocess import PreprocessSpec, _check_segments, crop_positions, to_model_layout
+from tdn.transforms import PreprocessSpec, check_segments, crop_positions, to_model_layout
+from tdn.video import fourcc
 
 CPU_DECODABLE = frozenset({"VP80", "VP90", "VP09", "MJPG"})  # FourCCs DALI 2.4 decodes on the CPU
 THREE_CROP_SAMPLES = 3
@@ -110,7 +110,7 @@ class DaliPreprocessor:
     # -- public --------------------------------------------------------------------------
     def segments(self, segments: Sequence[Sequence[np.ndarray]],
                  positions: Sequence[float] | None = None) -> torch.Tensor:
-        positions = _check_segments(segments, positions)
+        positions = check_segments(segments, positions)
         outputs = []
         with self._lock:
             for start in range(0, len(segments), self.max_segments):

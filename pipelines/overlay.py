@@ -19,7 +19,7 @@ from typing import Sequence
 import cv2
 import numpy as np
 
-from pipelines.preprocess import CENTRE, PreprocessSpec, crop_origin, crop_positions, resized_size
+from tdn.transforms import CENTRE, PreprocessSpec, crop_origin, crop_positions, resized_size
 
 HEATMAPS = ("none", "rgb", "stdm")
 _FONT = cv2.FONT_HERSHEY_SIMPLEX

@@ -35,7 +35,8 @@ from bisect import bisect_left
 from dataclasses import dataclass
 from typing import Sequence
 
-from pipelines.types import NEIGHBOURS, Frame, Window
+from pipelines.types import Frame, Window
+from tdn.sampling import NEIGHBOURS
 
 log = logging.getLogger(__name__)
 

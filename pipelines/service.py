@@ -32,16 +32,18 @@ from typing import Callable, Collection, Iterator
 
 import numpy as np
 
-from pipelines.clip import ClipPrediction, ProgressCallback, predict_clip
+from pipelines.clip import ClipPrediction, predict_clip
 from pipelines.engine import InferenceEngine, StreamCounters, WindowResult
 from pipelines.events import (EVENT_KINDS, ErrorEvent, Event, LabelChangeEvent, PredictionEvent, StatsEvent,
                               StatusEvent)
 from pipelines.postprocess import NonFiniteScores, PostProcessor, as_json_topk, top_labels
-from pipelines.preprocess import PreprocessSpec, create_preprocessor
+from pipelines.preprocess import create_preprocessor
 from pipelines.scheduler import WindowScheduler
 from pipelines.sources import PushSource, Source, describe_source, open_source
 from pipelines.types import FINAL_STATES, Frame, SourceStatus
 from tdn.config import Config
+from tdn.transforms import PreprocessSpec
+from tdn.video import ProgressCallback
 
 log = logging.getLogger(__name__)
 

@@ -19,6 +19,7 @@ import cv2
 
 from pipelines.events import Event, PredictionEvent
 from pipelines.overlay import annotate
+from tdn.video import DEFAULT_FPS, open_writer
 
 
 def _ms(value: float | None) -> str:
@@ -74,15 +75,13 @@ def check_video_path(path: Path) -> None:
     if not path.parent.is_dir():
         raise FileNotFoundError(f"--write-video {path}: folder {path.parent} does not exist")
     probe = partial_path(path)
-    writer = cv2.VideoWriter(str(probe), cv2.VideoWriter_fourcc(*FOURCC), 25.0, (64, 64))
     try:
-        opened = writer.isOpened()
-    finally:
-        writer.release()
-        probe.unlink(missing_ok=True)
-    if not opened:
+        open_writer(probe, FOURCC, DEFAULT_FPS, (64, 64)).release()
+    except ValueError:
         raise ValueError(f"--write-video {path}: cannot write {FOURCC} video there (is the folder writable, "
-                         "and the extension one OpenCV writes, such as .mp4 or .avi?)")
+                         "and the extension one OpenCV writes, such as .mp4 or .avi?)") from None
+    finally:
+        probe.unlink(missing_ok=True)
 
 
 class AnnotatedVideoWriter:
@@ -124,9 +123,7 @@ class AnnotatedVideoWriter:
             for frame in self.service.frames(self.stream_id, stop=self._stop):
                 if writer is None:
                     h, w = frame.image.shape[:2]
-                    writer = cv2.VideoWriter(str(partial), cv2.VideoWriter_fourcc(*FOURCC), self.fps, (w, h))
-                    if not writer.isOpened():
-                        raise OSError(f"cannot open {partial} for writing")
+                    writer = open_writer(partial, FOURCC, self.fps, (w, h))
                 writer.write(cv2.cvtColor(self._annotated(frame.image), cv2.COLOR_RGB2BGR))
                 self.frames_written += 1
         except Exception as exc:  # noqa: BLE001 - reported by close(); the partial file is removed below

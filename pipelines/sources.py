@@ -41,6 +41,7 @@ from pipelines.buffer import FrameBuffer
 from pipelines.masking import mask_credentials
 from pipelines.types import FINAL_STATES, Frame, SourceError, SourceStats, SourceStatus
 from tdn.config import PipelineConfig
+from tdn.video import frame_rate
 
 log = logging.getLogger(__name__)
 
@@ -294,8 +295,7 @@ class LiveSource(Source):
         up to a second old, and would all be stamped "now". Grabs until one has to wait for a live
         frame (which is kept), skipping at most ``_BACKLOG_MAX_S`` of video at the stream's nominal
         rate. False if the stream is lost meanwhile."""
-        fps = cap.get(cv2.CAP_PROP_FPS)
-        fps = fps if math.isfinite(fps) and 1 <= fps <= 240 else 25.0
+        fps = frame_rate(cap)
         for _ in range(round(_BACKLOG_MAX_S * fps)):
             if self.stopped:
                 return True
@@ -350,8 +350,7 @@ class FileSource(Source):
         if not ok or image is None:
             cap.release()
             self._fail(f"cannot decode {self.name}: no decodable frames (empty, truncated or corrupt)")
-        fps = cap.get(cv2.CAP_PROP_FPS)
-        self.fps = fps if math.isfinite(fps) and 0 < fps <= 1000 else 25.0
+        self.fps = frame_rate(cap)
         return cap, image
 
     def _fail(self, detail: str) -> None:

@@ -11,9 +11,6 @@ from typing import Literal
 
 import numpy as np
 
-NEIGHBOURS = 2  # captured frames taken on each side of a segment's centre frame
-SEGMENT_LENGTH = 2 * NEIGHBOURS + 1  # L: frames per segment, the centre at index L // 2
-
 SourceState = Literal["connecting", "live", "reconnecting", "ended", "failed"]
 SOURCE_STATES: tuple[str, ...] = ("connecting", "live", "reconnecting", "ended", "failed")
 FINAL_STATES: frozenset[str] = frozenset({"ended", "failed"})  # a source in these never delivers again

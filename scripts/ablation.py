@@ -27,13 +27,13 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "scripts"))
 
-from pipelines.preprocess import PreprocessSpec  # noqa: E402
 from tdn import synth  # noqa: E402
 from tdn.api import load_model  # noqa: E402
 from tdn.config import load_config  # noqa: E402
 from tdn.data import ClipDataset, collate_clips, read_list  # noqa: E402
 from tdn.evaluate import evaluate  # noqa: E402
 from tdn.train import train  # noqa: E402
+from tdn.transforms import PreprocessSpec  # noqa: E402
 from train_demo import DATA, DEMO_SETTINGS, ensure_data, pair_accuracies  # noqa: E402
 
 VARIANTS = ("tsn", "stdm", "ltdm", "tdn")

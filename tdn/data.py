@@ -8,19 +8,8 @@ numbers are taken from the end of the line):
 - ``video``: ``path label`` (or ``path num_frames label``; the count is then ignored) - a
   video file OpenCV/FFmpeg can decode.
 
-Sampling (TSN/TDN): each of the T segments is a span of L = 5 consecutive frames (the centre
-frame and two on each side). With ``n`` frames, ``avg = (n - L + 1) // T``:
-
-- training: segment ``t`` starts at ``t * avg + randint(avg)`` (a random offset inside its
-  share of the clip); when ``avg == 0`` the starts are T sorted random frames (or all 0 for
-  clips with ``n <= T`` frames);
-- testing: segment ``t`` starts at ``int(tick * (t + (c + 1/2) / C))`` for temporal clip ``c``
-  of ``C`` with ``tick = (n - L + 1) / T`` (the centre of its share for C = 1; see
-  :func:`pipelines.clip.segment_starts`, shared with ``tdn predict``).
-
-Frames past the end repeat the last one. Worked example, ``n = 50, T = 8``: ``avg = 5``;
-training starts ``[0..4], [5..9], ...`` one per share; test starts ``[2, 8, 14, 20, 25, 31,
-37, 43]``.
+Segments are sampled as :mod:`tdn.sampling` describes: at random within each segment's share
+for training, TDN's test indices for testing (shared with ``tdn predict``).
 
 Augmentation for training (the official recipe): a multi-scale crop - square-ish crops whose
 sides are drawn from ``{1, .875, .75, .66} x`` the short side (width and height at most one
@@ -28,8 +17,8 @@ scale step apart), at one of 13 fixed positions (corners, edge centres, centre, 
 points) - resized to ``input_size``, then a horizontal flip with probability 1/2 that also
 swaps the labels of mirror-image classes (``flip_swap``, e.g. left <-> right). Testing resizes
 the short side to ``resize_short`` and crops ``input_size`` (centre, or left/centre/right for
-3 crops) with :mod:`pipelines.preprocess`, exactly as the live pipeline does; test videos are
-read as ``tdn predict`` reads them (:func:`pipelines.clip.read_clip_frames`: resized as decoded,
+3 crops) with :mod:`tdn.transforms`, exactly as the live pipeline does; test videos are
+read as ``tdn predict`` reads them (:func:`tdn.video.read_clip_frames`: resized as decoded,
 refused above ``limit_mb``).
 
 A clip that cannot be used (missing, not a video, a directory or FIFO, absurd geometry, too
@@ -38,7 +27,6 @@ large) does not stop a run: its item is a :class:`BadClip` naming it and why, wh
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
@@ -48,10 +36,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from pipelines.clip import (check_clip_file, check_memory, clip_frame_indices, memory_need, parse_views, probe_clip,
-                            read_clip_frames, read_frames)
-from pipelines.preprocess import CpuPreprocessor, PreprocessSpec
-from pipelines.types import SEGMENT_LENGTH
+from tdn.sampling import SEGMENT_LENGTH, clip_frame_indices, frame_indices, parse_views, train_segment_starts
+from tdn.transforms import PreprocessSpec, SegmentTransform
+from tdn.video import check_memory, memory_need, probe_clip, probe_video, read_clip_frames, read_frames
 
 DATA_FORMATS = ("video", "frames")
 SCALES = (1.0, 0.875, 0.75, 0.66)
@@ -95,23 +82,6 @@ def read_list(list_path: str | Path, *, data_format: str = "video", root: str | 
     if not records:
         raise ValueError(f"list file {list_path} has no clips")
     return records
-
-
-def train_segment_starts(num_frames: int, num_segments: int, rng: np.random.Generator,
-                         length: int = SEGMENT_LENGTH) -> list[int]:
-    """First frame of each segment for training: a random offset inside each segment's share."""
-    usable = num_frames - length + 1
-    average = usable // num_segments
-    if average > 0:
-        return [t * average + int(rng.integers(average)) for t in range(num_segments)]
-    if num_frames > num_segments:
-        return sorted(int(i) for i in rng.integers(max(usable, 1), size=num_segments))
-    return [0] * num_segments
-
-
-def frame_indices(starts: Sequence[int], num_frames: int, length: int = SEGMENT_LENGTH) -> list[int]:
-    """The ``T * L`` frame indices of segments starting at ``starts`` (last frame repeated past the end)."""
-    return [min(start + j, num_frames - 1) for start in starts for j in range(length)]
 
 
 def multiscale_crop_box(height: int, width: int, input_size: int, rng: np.random.Generator,
@@ -215,7 +185,7 @@ class ClipDataset(torch.utils.data.Dataset):
         self.flip = flip
         self.flip_swap = dict(flip_swap or {})
         self.limit_mb = limit_mb  # test items needing more (frames and views, pipeline.clip_memory_mb) are refused
-        self._test_preprocessor = CpuPreprocessor(spec)
+        self._test_transform = SegmentTransform(spec)
         self._mean = torch.tensor(spec.mean).view(3, 1, 1)
         self._std = torch.tensor(spec.std).view(3, 1, 1)
 
@@ -279,7 +249,7 @@ class ClipDataset(torch.utils.data.Dataset):
             chunk = frames[c * t * length:(c + 1) * t * length]
             segments = [chunk[s * length:(s + 1) * length] for s in range(t)]
             for position in self.positions:
-                per_clip.append(self._test_preprocessor.segments(segments, [position] * t))  # (T, L, 3, S, S)
+                per_clip.append(self._test_transform.segments(segments, [position] * t))  # (T, L, 3, S, S)
         return torch.stack(per_clip), record.label  # (V, T, L, 3, S, S)
 
     def _augment(self, frames: list[np.ndarray], rng: np.random.Generator) -> tuple[torch.Tensor, bool]:
@@ -300,14 +270,9 @@ def clip_seconds_of(records: Sequence[ClipRecord], limit: int = 50) -> float | N
     durations = []
     for record in records[:limit]:
         try:
-            check_clip_file(record.path)  # never open a FIFO or device
+            info = probe_video(record.path)
         except (ValueError, OSError):
             continue  # a bad clip is reported when it is loaded
-        capture = cv2.VideoCapture(str(record.path))
-        try:
-            fps, count = capture.get(cv2.CAP_PROP_FPS), capture.get(cv2.CAP_PROP_FRAME_COUNT)
-        finally:
-            capture.release()
-        if math.isfinite(fps) and fps > 0 and count > 0:
-            durations.append(count / fps)
+        if info.declared:
+            durations.append(info.declared / info.fps)
     return float(np.median(durations)) if durations else None

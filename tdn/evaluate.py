@@ -162,10 +162,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def main(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from pipelines.preprocess import PreprocessSpec
     from tdn.api import DEMO_WEIGHTS, load_model
     from tdn.cli import config_from_args
     from tdn.data import ClipDataset, collate_clips, read_list
+    from tdn.transforms import PreprocessSpec
 
     cfg = config_from_args(args, **{"model.weights": args.weights, "train.val_list": args.list_file,
                                     "train.root": args.root, "train.data_format": args.data_format,

@@ -24,6 +24,7 @@ import cv2
 import numpy as np
 
 from tdn.cli import bounded
+from tdn.video import write_video
 
 CLASSES = (
     "moving left",
@@ -261,21 +262,6 @@ def render_clip(rng: np.random.Generator, label: int, spec: ClipSpec = ClipSpec(
         view += rng.normal(0, noise_sigma, view.shape).astype(np.float32)
         frames[i] = np.clip(view, 0, 255).astype(np.uint8)
     return (frames, masks) if with_masks else frames
-
-
-def write_video(path: str | Path, frames: np.ndarray, fps: float) -> None:
-    """Write uint8 (N, H, W, 3) RGB frames as an mp4 (MPEG-4 part 2) file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    h, w = frames.shape[1:3]
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), fps, (w, h))
-    if not writer.isOpened():
-        raise ValueError(f"cannot write video {path}: OpenCV has no mp4v encoder")
-    try:
-        for frame in frames:
-            writer.write(cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
-    finally:
-        writer.release()
 
 
 def generate(out_dir: str | Path, counts: dict[str, int], *, seed: int = 0,

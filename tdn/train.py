@@ -31,7 +31,6 @@ import torch.distributed as dist
 import torch.nn.functional as F
 import yaml
 
-from pipelines.preprocess import PreprocessSpec
 from tdn.checkpoint import load_imagenet_init, read_file, save_model
 from tdn.meta import IMAGENET_MEAN, IMAGENET_STD, ModelMeta
 from tdn.config import Config
@@ -39,6 +38,7 @@ from tdn.data import ClipDataset, clip_seconds_of, collate_clips, parse_flip_swa
 from tdn.evaluate import Metrics, evaluate
 from tdn.labels import load_labels
 from tdn.model import TDN, create_model
+from tdn.transforms import PreprocessSpec
 
 STATE_FORMAT = "tdn-live-train-state"
 LOG_FIELDS = ("epoch", "lr", "train_loss", "train_top1", "val_loss", "val_top1", "val_top5",

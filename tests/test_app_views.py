@@ -11,9 +11,9 @@ from app import views
 from pipelines.clip import ClipPrediction, ClipWindow
 from pipelines.overlay import annotate, crop_box
 from pipelines.postprocess import Prediction
-from pipelines.preprocess import PreprocessSpec
 from pipelines.events import PredictionEvent, StatsEvent
 from pipelines.types import Frame, Window
+from tdn.transforms import PreprocessSpec
 
 SPEC = PreprocessSpec(resize_short=72, input_size=64, mean=(0.5, 0.5, 0.5), std=(0.25, 0.25, 0.25))
 LABELS = ["moving left", "moving right", "still"]

@@ -11,9 +11,11 @@ import torch
 
 from pipelines.engine import InferenceEngine, SegmentCache
 from pipelines.postprocess import PostProcessor
-from pipelines.preprocess import CpuPreprocessor, PreprocessSpec
-from pipelines.types import SEGMENT_LENGTH, Frame, Window
+from pipelines.preprocess import CpuPreprocessor
+from pipelines.types import Frame, Window
 from tdn.api import load_model
+from tdn.sampling import SEGMENT_LENGTH
+from tdn.transforms import PreprocessSpec
 
 T = 4
 SIZE = 64

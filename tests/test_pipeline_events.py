@@ -13,8 +13,8 @@ import pytest
 import torch
 
 from media import moving_square_frames, write_video
-from pipelines.events import (EVENT_KINDS, EVENT_SCHEMAS, LabelChangeEvent, PredictionEvent, StatsEvent, StatusEvent,
-                              schema_document)
+from pipelines.events import (EVENT_KINDS, EVENT_SCHEMAS, ErrorEvent, LabelChangeEvent, PredictionEvent, StatsEvent,
+                              StatusEvent, schema_document)
 from pipelines.postprocess import PostProcessor, probabilities
 from pipelines.service import RecognitionService
 from pipelines.types import Frame, SourceStatus, Window
@@ -54,6 +54,7 @@ def sample_events() -> list:
         StatsEvent(stream="cam", time=101.5, state="live", detail="reading", fps=25.0, prediction_rate=4.0,
                    latency_ms_p50=None, latency_ms_p95=None, predictions=0, dropped_windows=0, frames_read=10,
                    frames_evicted=0, reconnects=1),
+        ErrorEvent(stream="cam", time=102.0, detail="the model produced 2 non-finite scores (NaN or inf) of 2"),
     ]
 
 
@@ -61,7 +62,7 @@ def test_every_event_kind_serialises_to_strict_json_that_its_schema_accepts():
     records = [strict_json(e) for e in sample_events()]
     for record in records:
         assert_valid(record)
-    prediction, change, to_nothing, status, stats = records
+    prediction, change, to_nothing, status, stats, error = records
     assert prediction == {"event": "prediction", "stream": "cam", "time": 100.04, "latency_ms": 12.346,
                           "topk": [{"label": "a", "score": 0.880797}]}  # only entries at or above the threshold
     assert change == {"event": "label_change", "stream": "cam", "time": 100.04, "from": None, "to": "a",
@@ -69,6 +70,8 @@ def test_every_event_kind_serialises_to_strict_json_that_its_schema_accepts():
     assert to_nothing["from"] == "a" and to_nothing["to"] is None
     assert status == {"event": "status", "stream": "cam", "status": "reconnecting", "detail": "lost rtsp://***@cam/x"}
     assert stats["latency_ms_p50"] is None and stats["reconnects"] == 1 and "detail" not in stats
+    assert error == {"event": "error", "stream": "cam", "time": 102.0,
+                     "detail": "the model produced 2 non-finite scores (NaN or inf) of 2"}
     assert {e.kind for e in sample_events()} == set(EVENT_KINDS) == set(EVENT_SCHEMAS)
 
 

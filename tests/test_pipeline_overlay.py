@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from pipelines.overlay import _fit_text, annotate, blend_heatmap, crop_box, draw_topk, response_map, rgb_difference_map
-from pipelines.preprocess import PreprocessSpec
+from tdn.transforms import PreprocessSpec
 
 SPEC = PreprocessSpec(resize_short=256, input_size=224, mean=(0.5, 0.5, 0.5), std=(0.25, 0.25, 0.25))
 

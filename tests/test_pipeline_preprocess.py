@@ -8,11 +8,13 @@ import pytest
 import torch
 
 from media import moving_square_frames, write_not_a_video, write_video, write_video_ffmpeg
-from pipelines.clip import ClipError, clip_frame_indices, predict_clip, segment_starts
+from pipelines.clip import predict_clip
 from pipelines.engine import InferenceEngine
-from pipelines.preprocess import (THREE_CROPS, CpuPreprocessor, PreprocessSpec, create_preprocessor, crop_origin,
-                                  crop_positions, resized_size, to_model_layout)
+from pipelines.preprocess import CpuPreprocessor, border_tolerance, create_preprocessor, tolerance
 from tdn.api import load_model
+from tdn.sampling import clip_frame_indices, segment_starts
+from tdn.transforms import THREE_CROPS, PreprocessSpec, crop_origin, crop_positions, resized_size, to_model_layout
+from tdn.video import ClipError
 
 T = 4
 SPEC = PreprocessSpec(resize_short=72, input_size=64, mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, 0.225))
@@ -133,9 +135,9 @@ def test_dali_matches_cpu_backend_within_tolerance_and_top1(device, model):
     for i, (h, w) in enumerate(sizes):
         diff = (out[i] - cpu[i]).abs().amax(dim=(0, 1))  # (L, 3, S, S) -> (S, S)
         border = _border_mask(h, w, positions[i])
-        assert diff[~border].max().item() <= SPEC.tolerance, (h, w)
+        assert diff[~border].max().item() <= tolerance(SPEC), (h, w)
         if border.any():
-            assert diff[border].max().item() <= SPEC.border_tolerance, (h, w)
+            assert diff[border].max().item() <= border_tolerance(SPEC), (h, w)
     assert (out - cpu).abs().mean().item() < 0.25 / (255 * 0.225)  # a quarter of a level on average
     with torch.inference_mode():
         windows_cpu = cpu.reshape(2, T, 5, 3, 64, 64)  # (8, L, 3, S, S) -> (2, T, L, 3, S, S)

@@ -6,11 +6,10 @@ import numpy as np
 import pytest
 import torch
 
-from pipelines.clip import clip_frame_indices
-from pipelines.preprocess import PreprocessSpec
-from tdn.data import (SCALES, BadClip, ClipDataset, frame_indices, multiscale_crop_box, parse_flip_swap, read_list,
-                      train_segment_starts)
-from tdn.synth import write_video
+from tdn.data import SCALES, BadClip, ClipDataset, multiscale_crop_box, parse_flip_swap, read_list
+from tdn.sampling import clip_frame_indices, frame_indices, train_segment_starts
+from tdn.transforms import PreprocessSpec
+from tdn.video import write_video
 
 SPEC = PreprocessSpec(resize_short=40, input_size=32, mean=(0.5, 0.5, 0.5), std=(0.25, 0.25, 0.25))
 

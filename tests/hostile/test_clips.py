@@ -16,13 +16,15 @@ import torch
 from app.inputs import check_upload
 from app.jobs import Busy, JobGate
 from media import moving_square_frames, write_not_a_video, write_video, write_video_ffmpeg, write_y4m
-from pipelines.clip import ClipError, check_clip_file, predict_clip, probe_clip, read_clip_frames
+from pipelines.clip import predict_clip
 from pipelines.engine import InferenceEngine
-from pipelines.preprocess import CpuPreprocessor, PreprocessSpec
+from pipelines.preprocess import CpuPreprocessor
 from tdn.checkpoint import save_model
 from tdn.meta import ModelMeta
 from tdn.cli import main as tdn_main
 from tdn.model import create_model
+from tdn.transforms import PreprocessSpec
+from tdn.video import ClipError, check_clip_file, probe_clip, read_clip_frames
 
 SPEC = PreprocessSpec(resize_short=72, input_size=64, mean=(0.5, 0.5, 0.5), std=(0.25, 0.25, 0.25))
 T = 4

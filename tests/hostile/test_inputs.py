@@ -24,12 +24,12 @@ import yaml
 
 from media import moving_square_frames, write_video
 from official_fixture import official_fixture  # noqa: F401 (pytest fixture)
-from pipelines.clip import ClipError
 from pipelines.postprocess import top_labels
 from pipelines.types import SourceError
 from tdn.api import load_model
 from tdn.checkpoint import CheckpointError, build_from_file, save_model
 from tdn.meta import ModelMeta
+from tdn.video import ClipError
 from tdn.cli import main as tdn_main
 from tdn.config import DEFAULT_CONFIG_PATH, REPO_ROOT, Config, ConfigError, load_config, parse_override
 from tdn.model import create_model
