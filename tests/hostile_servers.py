@@ -54,6 +54,7 @@ class HostileServer:
 
     def __exit__(self, *exc) -> None:
         self._stop.set()
+        self._listener.shutdown(socket.SHUT_RDWR)  # wakes the accept() below
         self._listener.close()
         with self._lock:
             for client in self._clients:
