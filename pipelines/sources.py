@@ -312,8 +312,8 @@ class _StreamCapture:
                 return False
             try:
                 packet = next(self._packets)
-            except StopIteration:
-                self.lost_reason = "the server ended the stream"
+            except (StopIteration, ConnectionResetError):
+                self.lost_reason = "the server closed the connection"
                 return False
             except av.FFmpegError as exc:
                 timed_out = isinstance(exc, av.error.ExitError) or time.monotonic() - started >= self._read_timeout_s

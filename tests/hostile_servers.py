@@ -5,7 +5,8 @@ Import from a test as ``from hostile_servers import HostileServer`` (pytest puts
 Behaviours (``HostileServer(behaviour)``):
 
 - ``silent``: accepts, reads the request, never answers (keeps the connection open);
-- ``garbage``: accepts and sends random bytes, 4 KiB every 50 ms, never a valid reply;
+- ``garbage``: accepts and sends random bytes without line breaks (so never a complete reply
+  line for RTSP or HTTP), about 4 KiB every 50 ms;
 - ``close``: accepts and closes at once;
 - ``html``: answers any request with ``200 OK`` and an HTML page;
 - ``empty``: answers ``200 OK`` with an empty body;
@@ -13,7 +14,7 @@ Behaviours (``HostileServer(behaviour)``):
 """
 from __future__ import annotations
 
-import os
+import random
 import socket
 import threading
 
@@ -25,6 +26,7 @@ _REPLIES = {
     "unauthorized": b"HTTP/1.1 401 Unauthorized\r\nWWW-Authenticate: Basic realm=\"cam\"\r\n"
                     b"Content-Length: 0\r\nConnection: close\r\n\r\n",
 }
+_GARBAGE = bytes(b for b in random.Random(11).randbytes(4096) if b not in b"\r\n")
 BEHAVIOURS = ("silent", "garbage", "close", *_REPLIES)
 
 
@@ -88,7 +90,7 @@ class HostileServer:
                         pass
             elif self.behaviour == "garbage":
                 while not self._stop.wait(0.05):
-                    client.sendall(os.urandom(4096))
+                    client.sendall(_GARBAGE)
             else:
                 client.settimeout(5)
                 client.recv(4096)  # the request
