@@ -93,7 +93,8 @@ def main() -> int:
                        threading.Thread(target=good_opens, args=(server.url, stop, live_times))]
             for server_ in hostile:
                 for scheme in ("rtsp", "http"):
-                    threads += [threading.Thread(target=keep_opening, args=(server_.url(scheme), args.open_timeout, stop))
+                    threads += [threading.Thread(target=keep_opening,
+                                                 args=(server_.url(scheme), args.open_timeout, stop))
                                 for _ in range(args.bad)]
             for t in threads:
                 t.start()

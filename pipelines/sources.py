@@ -440,7 +440,7 @@ class LiveSource(Source):
                 delay = self.reconnect_initial_s  # it ran well for a while: back off afresh
             if self._frames_read > 0:
                 self._set_status("reconnecting", f"lost {self.name} ({capture.lost_reason}); retrying every "
-                                                 f"{self.reconnect_initial_s:g} s doubling up to {self.reconnect_max_s:g} s")
+                                 f"{self.reconnect_initial_s:g} s doubling up to {self.reconnect_max_s:g} s")
             else:
                 self._failure = _OpenFailed(f"opened, then {capture.lost_reason} before the first frame")
             wait_first = True  # never hammer a server that accepts and then drops the stream
@@ -488,10 +488,11 @@ class LiveSource(Source):
                 raise opening.error
             self._failure = opening.error
             return None
+        capture, opening.capture = opening.capture, None
         if self.stopped:
-            opening.capture.close()
+            capture.close()
             return None
-        return opening.capture
+        return capture
 
     def _read_until_lost(self, capture: _Capture) -> None:
         """Deliver frames until the stream ends, fails or stalls for ``read_timeout_s``; ``live`` from the first frame."""
