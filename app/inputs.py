@@ -17,7 +17,7 @@ import unicodedata
 from pathlib import Path
 
 from pipelines.masking import mask_credentials
-from pipelines.sources import STREAM_SCHEMES
+from pipelines.sources import STREAM_SCHEMES, camera_index, check_stream_url
 from tdn.config import REPO_ROOT
 from tdn.video import ClipError, check_clip_file
 
@@ -26,7 +26,6 @@ LABELS_DIR = WEIGHTS_DIR / "labels"
 WEIGHT_SUFFIXES = (".pt", ".pth", ".pth.tar", ".tar")
 VIDEO_SUFFIXES = (".mp4", ".m4v", ".mov", ".avi", ".mkv", ".webm", ".mpg", ".mpeg", ".ogv", ".y4m")
 AUTH_ENV = "TDN_APP_AUTH"
-MAX_CAMERA_INDEX = 63
 MAX_SOURCE_CHARS = 2048  # longest camera source accepted
 
 
@@ -45,21 +44,15 @@ def parse_camera_source(text: str) -> int | str:
         raise ValueError(f"the camera source is {len(text)} characters long; at most {MAX_SOURCE_CHARS} are accepted")
     if any(unicodedata.category(c) in ("Cc", "Cf") and not c.isspace() for c in text):
         raise ValueError("the camera source contains control characters; type a device index or a stream URL")
-    if text.isascii() and text.isdigit():
-        index = int(text)
-        if index > MAX_CAMERA_INDEX:
-            raise ValueError(f"camera index {index} is out of range: expected 0 to {MAX_CAMERA_INDEX}")
+    index = camera_index(text)
+    if index is not None:
         return index
-    scheme, sep, rest = text.partition("://")
+    scheme, sep, _ = text.partition("://")
     if not sep or scheme.lower() not in STREAM_SCHEMES:
         raise ValueError(f"not a camera source: {mask_credentials(text)!r}; expected a device index or a URL "
                          f"starting with {', '.join(s + '://' for s in STREAM_SCHEMES)} (files cannot be opened here; "
                          "use the Clip tab to upload a video)")
-    if not rest.split("/", 1)[0].rpartition("@")[2]:
-        raise ValueError(f"stream URL {mask_credentials(text)!r} has no host")
-    if any(c.isspace() for c in text):
-        raise ValueError(f"stream URL {mask_credentials(text)!r} contains spaces")
-    return text
+    return check_stream_url(text)
 
 
 def resolve_auth(configured: str | None, environ: dict[str, str] | None = None) -> tuple[str, str] | None:

@@ -125,10 +125,14 @@ def fourcc(path: str | Path) -> str:
     return code.to_bytes(4, "little").decode("ascii", "replace").strip("\x00") if code else ""
 
 
+def usable_frame_rate(fps: float | None) -> float:
+    """The one frame-rate rule: a declared ``fps`` if it is finite and in ``(0, MAX_FPS]``, else ``DEFAULT_FPS``."""
+    return fps if fps is not None and math.isfinite(fps) and 0 < fps <= MAX_FPS else DEFAULT_FPS
+
+
 def frame_rate(capture: cv2.VideoCapture) -> float:
-    """The frame rate ``capture`` declares, or ``DEFAULT_FPS`` when it is missing, not finite or above ``MAX_FPS``."""
-    fps = capture.get(cv2.CAP_PROP_FPS)
-    return fps if math.isfinite(fps) and 0 < fps <= MAX_FPS else DEFAULT_FPS
+    """The frame rate an OpenCV ``capture`` declares, by :func:`usable_frame_rate`."""
+    return usable_frame_rate(capture.get(cv2.CAP_PROP_FPS))
 
 
 def retrieve_rgb(capture: cv2.VideoCapture, path: str | Path, resize_short: int | None) -> np.ndarray | None:

@@ -147,12 +147,13 @@ def test_push_source_lifecycle():
 
 
 def test_missing_camera_fails_naming_it():
-    src = LiveSource(97, open_timeout_s=1.0, reconnect_initial_s=0.25, reconnect_max_s=0.5).start()
+    src = LiveSource(63, open_timeout_s=1.0, reconnect_initial_s=0.25, reconnect_max_s=0.5).start()  # no such device
     try:
         status = src.wait_for_state({"failed", "live"}, timeout=10)
     finally:
         src.stop()
-    assert status.state == "failed" and "camera 97" in status.detail
+    assert status.state == "failed" and "camera 63" in status.detail
+    assert status.detail.endswith("last attempt: cannot open camera 63: no such device, busy, or no permission")
 
 
 def test_open_source_dispatch_and_masking(tmp_path):

@@ -86,6 +86,8 @@ def test_http_mjpeg_camera_goes_live_with_masked_query_credentials(mjpeg_camera)
         frames = src.buffer.snapshot()
     assert status.state == "live", status.detail
     assert len(frames) >= 10 and frames[-1].image.shape == (48, 64, 3)
+    r, g, b = frames[-1].image.reshape(-1, 3).astype(int).T
+    assert ((r > 180) & (g < 90) & (b < 90)).sum() >= 50  # RGB order: the red square is red, not blue
     assert np.diff([f.t for f in frames]).min() > 0
     assert src.name.endswith("video.mjpg?user=***&password=***") and "opensesame" not in status.detail
 
