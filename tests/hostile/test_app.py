@@ -326,7 +326,7 @@ ODD_CAMERA_TEXT = {
     "../../etc/passwd": "not a camera source",
     "²": "not a camera source",
     "64": "camera index 64 is out of range",
-    "-1": "not a camera source",
+    "-1": "camera index -1 is out of range",
     "rtsp://": "has no host",
     "rtsp://cam/a b": "contains spaces",
 }
