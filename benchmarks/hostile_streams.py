@@ -119,7 +119,7 @@ def main() -> int:
         "clip_opens": len(open_times), "clip_open_p50_s": round(float(np.median(open_times)), 3),
         "clip_open_max_s": round(float(max(open_times)), 3),
     }
-    print(json.dumps(record))
+    print(json.dumps(record, allow_nan=False))
     return 0
 
 

@@ -93,7 +93,8 @@ def upload_clip(page, path: Path) -> None:
     with page.expect_file_chooser() as chooser:
         page.locator("#clip-upload").get_by_text("Click to Upload").click()
     chooser.value.set_files(str(path))
-    sync_api.expect(page.locator("#clip-upload")).to_contain_text(path.name, timeout=TIMEOUT_MS)
+    # uploaded: the box links to the server's copy (the name itself may be drawn as stem + extension)
+    page.locator(f"#clip-upload a[href$='/{path.name}']").wait_for(timeout=TIMEOUT_MS)
 
 
 def start_webcam(page) -> None:

@@ -114,7 +114,7 @@ def model():
     m = load_model(arch="resnet18", num_segments=T, num_classes=3, precision="fp32", labels=["a", "b", "c"])
     m.meta.resize_short, m.meta.input_size = 72, 64
     with torch.no_grad():
-        m.fc.weight.normal_(0, 0.5)
+        m.fc.weight.normal_(0, 0.02)  # logits of a few units: windows score differently, softmax not saturated
     return m
 
 
@@ -207,8 +207,8 @@ def test_a_file_stream_publishes_every_event_kind_and_each_validates(model, tmp_
         with lock:
             events.append(event)
             kinds = {e.kind for e in events}
-            if kinds == set(EVENT_KINDS) and any(isinstance(e, StatusEvent) and e.status.state == "ended"
-                                                 for e in events):
+            healthy_kinds = set(EVENT_KINDS) - {"error"}  # errors come only from a broken model
+            if kinds == healthy_kinds and any(isinstance(e, StatusEvent) and e.status.state == "ended" for e in events):
                 done.set()
 
     with make_service(model, stats_interval_s=0.2) as service:
