@@ -188,7 +188,7 @@ class RecognitionService:
         from pipelines.buffer import FrameBuffer
 
         source = PushSource(self._new_id(stream_id), on_status=self._on_status, max_side=p.capture_max_side or None,
-                            buffer=FrameBuffer(max_seconds=p.buffer_seconds, max_frames=p.buffer_max_frames))
+                            buffer=FrameBuffer.for_settings(p))
         return self._start_stream(source)
 
     def push_frame(self, stream_id: str, image: np.ndarray, t: float | None = None, *, bgr: bool = False) -> None:

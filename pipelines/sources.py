@@ -712,7 +712,7 @@ def open_source(spec: str | int, *, config: PipelineConfig | None = None, stream
     """
     config = config if config is not None else PipelineConfig()
     common = dict(stream_id=stream_id, on_status=on_status, max_side=config.capture_max_side or None,
-                  buffer=FrameBuffer(max_seconds=config.buffer_seconds, max_frames=config.buffer_max_frames))
+                  buffer=FrameBuffer.for_settings(config))
     live = dict(open_timeout_s=config.open_timeout_s, read_timeout_s=config.read_timeout_s,
                 reconnect_initial_s=config.reconnect_initial_s, reconnect_max_s=config.reconnect_max_s)
     index = camera_index(spec)

@@ -91,6 +91,7 @@ class PipelineConfig:
     backend: str = field(default="auto", metadata=_choices("auto", "dali", "cpu"))
     buffer_seconds: float = field(default=6.0, metadata=_positive(600))  # rolling frame buffer per source
     buffer_max_frames: int = field(default=256, metadata=_range(1, 4096))
+    buffer_max_mb: int = field(default=512, metadata=_range(8, 65_536))  # image bytes per buffer, whatever the size
     window_seconds: float = field(default=2.0, metadata=_range(0.1, 60))  # time spanned by the T segment centres
     max_batch: int = field(default=8, metadata=_range(1, 256))
     max_wait_ms: float = field(default=20.0, metadata=_range(0, 10_000))

@@ -12,6 +12,7 @@ from media import moving_square_frames, write_video
 from pipelines.buffer import FrameBuffer
 from pipelines.sources import FileSource
 from pipelines.types import Frame
+from tdn.config import PipelineConfig
 
 
 def frame(index: int, t: float, size: int = 8) -> Frame:
@@ -35,7 +36,24 @@ def test_seconds_bound_is_relative_to_the_newest_frame():
     assert [f.index for f in buf.snapshot(since=4.65)] == [47, 48, 49]
 
 
+def test_byte_bound_holds_whatever_the_frame_size():
+    """4K frames (24.9 MB each) in a 64 MiB buffer: two of them, never more, however many arrive; a
+    frame larger than the whole bound is still kept alone (the newest frame is never dropped)."""
+    buf = FrameBuffer.for_settings(PipelineConfig(buffer_max_mb=64, buffer_max_frames=256, buffer_seconds=6.0))
+    big = np.zeros((2160, 3840, 3), np.uint8)
+    for i in range(6):
+        buf.append(Frame(image=big, t=i * 0.04, index=i))
+        assert buf.nbytes <= 64 * 2**20
+    assert [f.index for f in buf.snapshot()] == [4, 5] and buf.evicted == 4
+    tiny = FrameBuffer(max_seconds=None, max_frames=10, max_bytes=100)
+    tiny.append(frame(0, 0.0, size=8))  # 192 bytes
+    tiny.append(frame(1, 1.0, size=8))
+    assert [f.index for f in tiny.snapshot()] == [1] and tiny.nbytes == 192
+
+
 def test_rejects_bad_bounds_and_frames_out_of_order():
+    with pytest.raises(ValueError, match="max_bytes"):
+        FrameBuffer(max_bytes=0)
     with pytest.raises(ValueError, match="max_frames"):
         FrameBuffer(max_frames=0)
     with pytest.raises(ValueError, match="max_seconds"):
