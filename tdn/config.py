@@ -24,6 +24,8 @@ from typing import Any, Mapping
 
 import yaml
 
+from tdn.registry import ARCHS, BACKENDS, DATA_FORMATS, DEVICES, PRECISION_CHOICES, VARIANTS
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_CONFIG_PATH = REPO_ROOT / "config.yaml"
 
@@ -76,19 +78,19 @@ MAX_CLASSES = 100_000
 class ModelConfig:
     weights: str | None = None  # None: the bundled demo model
     labels: str | None = None  # label file (one name per line); None: from the weights
-    arch: str = field(default="resnet50", metadata=_choices("resnet18", "resnet34", "resnet50", "resnet101"))
+    arch: str = field(default="resnet50", metadata=_choices(*ARCHS))
     num_segments: int = field(default=8, metadata=_range(1, MAX_SEGMENTS))
     num_classes: int = field(default=400, metadata=_range(1, MAX_CLASSES))
-    variant: str = field(default="tdn", metadata=_choices("tdn", "tsn", "stdm", "ltdm", "tsm"))
-    device: str = field(default="auto", metadata=_choices("auto", "cpu", "cuda"))
-    precision: str = field(default="auto", metadata=_choices("auto", "fp32", "bf16", "fp16"))
+    variant: str = field(default="tdn", metadata=_choices(*VARIANTS))
+    device: str = field(default="auto", metadata=_choices(*DEVICES))
+    precision: str = field(default="auto", metadata=_choices(*PRECISION_CHOICES))
     input_size: int = field(default=224, metadata=_range(32, 1024))  # crop size fed to the model
     resize_short: int = field(default=256, metadata=_range(32, 2048))  # short side before the centre crop
 
 
 @dataclass
 class PipelineConfig:
-    backend: str = field(default="auto", metadata=_choices("auto", "dali", "cpu"))
+    backend: str = field(default="auto", metadata=_choices(*BACKENDS))
     buffer_seconds: float = field(default=6.0, metadata=_positive(600))  # rolling frame buffer per source
     buffer_max_frames: int = field(default=256, metadata=_range(1, 4096))
     window_seconds: float = field(default=2.0, metadata=_range(0.1, 60))  # time spanned by the T segment centres
@@ -140,7 +142,7 @@ class TrainConfig:
     train_list: str | None = None
     val_list: str | None = None
     root: str = ""
-    data_format: str = field(default="video", metadata=_choices("video", "frames"))
+    data_format: str = field(default="video", metadata=_choices(*DATA_FORMATS))
     image_template: str = "img_{:05d}.jpg"
     epochs: int = field(default=10, metadata=_range(0, 10_000))  # 0: initialise and save, no training
     batch_size: int = field(default=8, metadata=_range(1, 4096))
