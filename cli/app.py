@@ -5,6 +5,7 @@ import argparse
 import logging
 
 from app.inputs import resolve_auth
+from cli.options import config_from_args
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -15,8 +16,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
-    from tdn.cli import config_from_args
-
     cfg = config_from_args(args, **{"app.host": args.host, "app.port": args.port,
                                     "model.weights": args.weights, "model.labels": args.labels})
     auth = resolve_auth(cfg.app.auth)

@@ -21,9 +21,9 @@ import sys
 import time
 from pathlib import Path
 
-from pipelines.cli_predict import add_model_arguments, model_overrides
+from cli.options import bounded, config_from_args
+from cli.predict import add_model_arguments, model_overrides
 from pipelines.overlay import HEATMAPS
-from tdn.cli import bounded
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -57,7 +57,7 @@ def main(args: argparse.Namespace) -> int:
     from pipelines.sinks import AnnotatedVideoWriter, EventPrinter, check_video_path
     from pipelines.sources import describe_source
     from pipelines.types import SourceError, SourceStatus
-    from tdn.cli import config_from_args
+    from tdn.video import DEFAULT_FPS
 
     config = config_from_args(args, **model_overrides(args), **{
         "pipeline.threshold": args.threshold, "pipeline.smoothing": args.smoothing})

@@ -14,7 +14,8 @@ import sys
 
 import torch
 
-from tdn.sampling import VIEWS
+from cli.options import config_from_args
+from tdn.registry import VIEWS
 
 
 def add_model_arguments(parser: argparse.ArgumentParser) -> None:
@@ -60,7 +61,6 @@ def _format_text(record: dict) -> str:
 
 def main(args: argparse.Namespace) -> int:
     from pipelines.service import RecognitionService
-    from tdn.cli import config_from_args
     from tdn.video import ClipError
 
     config = config_from_args(args, **model_overrides(args))
