@@ -6,17 +6,18 @@ import json
 
 from cli.options import bounded
 from tdn.bench import bench_model
-from tdn.config import MAX_SEGMENTS
+from tdn.config import SETTINGS, Range
+from tdn.registry import ARCHS, CPU_PRECISIONS
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("what", choices=["model"], help="model: TDN vs TSN (torchvision ResNet) per window")
-    parser.add_argument("--arch", default="resnet50")
-    parser.add_argument("--segments", type=bounded(int, 1, MAX_SEGMENTS), default=8)
-    parser.add_argument("--size", type=bounded(int, 32, 1024), default=224)
-    parser.add_argument("--runs", type=bounded(int, 1, 10_000), default=20)
-    parser.add_argument("--precisions", default="fp32,bf16", help="comma-separated (default: %(default)s)")
-    parser.add_argument("--threads", type=bounded(int, 1, 1024), default=None,
+    parser.add_argument("--arch", choices=ARCHS, default="resnet50")
+    parser.add_argument("--segments", type=bounded(int, SETTINGS["model.num_segments"].range), default=8)
+    parser.add_argument("--size", type=bounded(int, SETTINGS["model.input_size"].range), default=224)
+    parser.add_argument("--runs", type=bounded(int, Range(1, 10_000)), default=20)
+    parser.add_argument("--precisions", default=",".join(CPU_PRECISIONS), help="comma-separated (default: %(default)s)")
+    parser.add_argument("--threads", type=bounded(int, Range(1, 1024)), default=None,
                         help="torch threads (default: torch's choice)")
     parser.add_argument("--json", action="store_true")
 

@@ -8,21 +8,19 @@ from pathlib import Path
 
 import torch
 
-from cli.options import bounded, config_from_args
+from cli.options import add_setting_flags, bounded, config_from_args
+from tdn.config import SETTINGS
 from tdn.evaluate import evaluate
+from tdn.registry import VIEWS
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--weights", help="model file (default: model.weights, else the bundled demo model)")
-    parser.add_argument("--list", dest="list_file", help="TDN list to evaluate (default: train.val_list)")
-    parser.add_argument("--root", help="prefix for the list's paths (default: train.root, else the list's folder)")
-    parser.add_argument("--data-format", choices=("video", "frames"), help="list format (default: train.data_format)")
-    parser.add_argument("--views", default="1x1", choices=("1x1", "10x3"),
+    add_setting_flags(parser, "model.weights", "train.val_list", "train.root", "train.data_format", "model.precision",
+                      "model.device", rename={"train.val_list": "--list"})
+    parser.add_argument("--views", default="1x1", choices=VIEWS,
                         help="test views: temporal clips x crops (default: %(default)s)")
-    parser.add_argument("--batch-size", type=bounded(int, 1, 4096), default=4,
+    parser.add_argument("--batch-size", type=bounded(int, SETTINGS["train.batch_size"].range), default=4,
                         help="clips per model call (default: %(default)s)")
-    parser.add_argument("--precision", choices=("auto", "fp32", "bf16", "fp16"), help="default: model.precision")
-    parser.add_argument("--device", choices=("auto", "cpu", "cuda"), help="default: model.device")
     parser.add_argument("--json", action="store_true", help="print the results as one JSON object")
 
 
@@ -31,9 +29,7 @@ def main(args: argparse.Namespace) -> int:
     from tdn.data import ClipDataset, collate_clips, read_list
     from tdn.transforms import PreprocessSpec
 
-    cfg = config_from_args(args, **{"model.weights": args.weights, "train.val_list": args.list_file,
-                                    "train.root": args.root, "train.data_format": args.data_format,
-                                    "model.precision": args.precision, "model.device": args.device})
+    cfg = config_from_args(args)
     if cfg.train.val_list is None:
         raise ValueError("no list to evaluate: pass --list FILE (or set train.val_list)")
     model = load_model(cfg.model.weights or DEMO_WEIGHTS, num_segments=cfg.model.num_segments,

@@ -5,20 +5,21 @@ import argparse
 from pathlib import Path
 
 from cli.options import bounded
+from tdn.config import Range
 from tdn.synth import CLASSES, ClipSpec, generate
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", default="runs/synth", help="output folder (default: %(default)s)")
-    count = bounded(int, 0, 100_000)
+    count = bounded(int, Range(0, 100_000))
     parser.add_argument("--train", type=count, default=200, help="training clips per class (default: %(default)s)")
     parser.add_argument("--val", type=count, default=30, help="validation clips per class (default: %(default)s)")
     parser.add_argument("--test", type=count, default=40, help="held-out test clips per class (default: %(default)s)")
-    parser.add_argument("--seed", type=bounded(int, 0, 2**32 - 1), default=0)
-    parser.add_argument("--width", type=bounded(int, 16, 4096), default=ClipSpec.width)
-    parser.add_argument("--height", type=bounded(int, 16, 4096), default=ClipSpec.height)
-    parser.add_argument("--seconds", type=bounded(float, 0, 600, lo_open=True), default=ClipSpec.seconds)
-    parser.add_argument("--fps", type=bounded(int, 1, 240), default=ClipSpec.fps)
+    parser.add_argument("--seed", type=bounded(int, Range(0, 2**32 - 1)), default=0)
+    parser.add_argument("--width", type=bounded(int, Range(16, 4096)), default=ClipSpec.width)
+    parser.add_argument("--height", type=bounded(int, Range(16, 4096)), default=ClipSpec.height)
+    parser.add_argument("--seconds", type=bounded(float, Range(0, 600, lo_open=True)), default=ClipSpec.seconds)
+    parser.add_argument("--fps", type=bounded(int, Range(1, 240)), default=ClipSpec.fps)
 
 
 def main(args: argparse.Namespace) -> int:
