@@ -26,15 +26,13 @@ from app.login import LoginRateLimit, LoginThrottle
 from app.sessions import BrowserSession, ModelHost, StreamLimitError
 from pipelines.masking import mask_credentials
 from tdn.config import Config
-from tdn.sampling import VIEWS
+from tdn.registry import DEVICES, PRECISION_CHOICES, VIEWS
 
 log = logging.getLogger(__name__)
 
 KEEP_CHOICE = "keep current"
 DEMO_CHOICE = "bundled demo model"
 LABELS_FROM_WEIGHTS = "from the weights file"
-PRECISIONS = ["auto", "fp32", "bf16", "fp16"]
-DEVICES = ["auto", "cpu", "cuda"]
 VIEW_HEIGHT = 360
 KEPT_CLIP_VIDEOS = 8  # annotated clip videos kept on disk (older ones are deleted)
 CACHE_MAX_AGE_S = 3600  # Gradio's copies of uploads and outputs are deleted after this
@@ -270,8 +268,8 @@ def build_ui(host: ModelHost, config: Config) -> gr.Blocks:
                 segments_in = gr.Number(value=host.service.model.cfg.num_segments, precision=0, minimum=1, maximum=64,
                                         label="Segments T (official checkpoints; ours store T)")
             with gr.Row():
-                precision_in = gr.Dropdown(PRECISIONS, value=config.model.precision, label="Precision")
-                device_in = gr.Dropdown(DEVICES, value=config.model.device, label="Device")
+                precision_in = gr.Dropdown(list(PRECISION_CHOICES), value=config.model.precision, label="Precision")
+                device_in = gr.Dropdown(list(DEVICES), value=config.model.device, label="Device")
                 smoothing_in = gr.Slider(1, 16, value=config.pipeline.smoothing, step=1,
                                          label="Smoothing (windows averaged)")
             load = gr.Button("Load model", variant="primary", elem_id="load-model")

@@ -202,4 +202,4 @@ def schema_document() -> dict:
 
 
 if __name__ == "__main__":
-    print(json.dumps(schema_document(), indent=2))
+    print(json.dumps(schema_document(), indent=2, allow_nan=False))

@@ -19,9 +19,8 @@ from typing import Protocol, Sequence
 import numpy as np
 import torch
 
+from tdn.registry import BACKENDS
 from tdn.transforms import PreprocessSpec, SegmentTransform
-
-BACKENDS = ("auto", "dali", "cpu")
 
 # The two backends' resizers round to uint8 independently: they may differ by one level, which
 # after normalisation is 1 / (255 * std). With ImageNet's smallest std (0.225) that is 0.0175.

@@ -74,7 +74,7 @@ def window_latency_ms(weights: Path, runs: int = 30) -> tuple[float, float]:
 
 
 def evaluate_file(weights: Path, list_file: Path, views: str) -> dict:
-    cmd = [sys.executable, "-m", "tdn.cli", "eval", "--weights", str(weights), "--list", str(list_file),
+    cmd = [sys.executable, "-m", "cli", "eval", "--weights", str(weights), "--list", str(list_file),
            "--views", views, "--precision", "bf16", "--json", "--set", "train.workers=1"]
     out = subprocess.run(cmd, check=True, capture_output=True, text=True, cwd=REPO).stdout
     return json.loads(out.strip().splitlines()[-1])

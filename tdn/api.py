@@ -6,9 +6,10 @@ from pathlib import Path
 import torch
 
 from tdn.checkpoint import build_from_file
-from tdn.inference import PRECISIONS, prepare_for_inference
+from tdn.inference import prepare_for_inference
 from tdn.labels import load_labels
 from tdn.model import TDN, create_model
+from tdn.registry import CPU_PRECISIONS, DEVICES, PRECISIONS
 
 DEMO_WEIGHTS = Path(__file__).resolve().parent.parent / "weights" / "demo" / "tdn_r18_synth.pt"
 
@@ -20,7 +21,7 @@ def resolve_device(device: str) -> torch.device:
     dev = torch.device(device)
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise ValueError("device 'cuda' was asked for but no CUDA GPU is available; use device='cpu'")
-    if dev.type not in ("cpu", "cuda"):
+    if dev.type not in DEVICES:
         raise ValueError(f"device must be cpu, cuda or auto, got {device!r}")
     return dev
 
@@ -31,8 +32,8 @@ def resolve_precision(precision: str, device: torch.device) -> str:
         return "fp16" if device.type == "cuda" else "bf16"
     if precision not in PRECISIONS:
         raise ValueError(f"precision must be one of {', '.join(PRECISIONS)} or auto, got {precision!r}")
-    if precision == "fp16" and device.type != "cuda":
-        raise ValueError("precision 'fp16' needs a CUDA device; on CPU use 'bf16' or 'fp32'")
+    if precision not in CPU_PRECISIONS and device.type != "cuda":
+        raise ValueError(f"precision {precision!r} needs a CUDA device; on CPU use 'bf16' or 'fp32'")
     return precision
 
 

@@ -12,7 +12,6 @@ Also the record helpers the scripts in ``benchmarks/`` share: :func:`machine`, :
 """
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import platform
@@ -25,9 +24,8 @@ import torch
 import torchvision
 
 from tdn.api import load_model
-from tdn.cli import bounded
-from tdn.config import MAX_SEGMENTS
 from tdn.inference import DTYPES, fold_batchnorm
+from tdn.registry import CPU_PRECISIONS
 
 
 def cpu_name() -> str:
@@ -83,7 +81,7 @@ def _time_once(fn) -> float:
     return time.perf_counter() - start
 
 
-def bench_model(arch: str = "resnet50", num_segments: int = 8, size: int = 224, precisions=("fp32", "bf16"),
+def bench_model(arch: str = "resnet50", num_segments: int = 8, size: int = 224, precisions=CPU_PRECISIONS,
                 runs: int = 20, warmup: int = 3, threads: int | None = None) -> dict:
     """Median seconds per batch-1 window for TDN and TSN in each precision, and their ratio."""
     if threads:
@@ -116,27 +114,3 @@ def bench_model(arch: str = "resnet50", num_segments: int = 8, size: int = 224, 
         "date": utc_now(), "results": results,
     }
 
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("what", choices=["model"], help="model: TDN vs TSN (torchvision ResNet) per window")
-    parser.add_argument("--arch", default="resnet50")
-    parser.add_argument("--segments", type=bounded(int, 1, MAX_SEGMENTS), default=8)
-    parser.add_argument("--size", type=bounded(int, 32, 1024), default=224)
-    parser.add_argument("--runs", type=bounded(int, 1, 10_000), default=20)
-    parser.add_argument("--precisions", default="fp32,bf16", help="comma-separated (default: %(default)s)")
-    parser.add_argument("--threads", type=bounded(int, 1, 1024), default=None,
-                        help="torch threads (default: torch's choice)")
-    parser.add_argument("--json", action="store_true")
-
-
-def main(args: argparse.Namespace) -> int:
-    report = bench_model(args.arch, args.segments, args.size, tuple(args.precisions.split(",")), args.runs,
-                         threads=args.threads)
-    if args.json:
-        print(json.dumps(report, allow_nan=False))
-        return 0
-    print(f"TDN-{args.arch} T={args.segments} vs TSN ({args.arch}, torchvision) at {args.size}px, batch 1, "
-          f"{report['threads']} threads, median of {args.runs}:")
-    for precision, r in report["results"].items():
-        print(f"  {precision}: TDN {r['tdn_ms']:.1f} ms, TSN {r['tsn_ms']:.1f} ms, ratio {r['ratio']:.2f}x")
-    return 0

@@ -5,7 +5,9 @@ An unknown key or a value of the wrong type, outside its allowed choices or outs
 declared range (every numeric field has one: ``field(metadata=_range(...))``; NaN and
 infinity are never allowed) raises :class:`ConfigError` naming the dotted key, the value
 and what is allowed. Numbers written as strings (YAML 1.1 reads ``1e9`` and ``1e-3`` as
-strings) are parsed for numeric fields.
+strings) are parsed for numeric fields. A setting with a command-line flag declares it once,
+with its help text (``field(metadata=_flag("--topk", ...))``); :data:`SETTINGS` describes every
+key, for these checks and for the flags :mod:`cli.options` generates.
 
 Example::
 
@@ -23,6 +25,8 @@ from pathlib import Path
 from typing import Any, Mapping
 
 import yaml
+
+from tdn.registry import ARCHS, BACKENDS, DATA_FORMATS, DEVICES, PRECISION_CHOICES, VARIANTS
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_CONFIG_PATH = REPO_ROOT / "config.yaml"
@@ -68,27 +72,41 @@ def _positive(hi: float) -> dict:
     return _range(0, hi, lo_open=True)
 
 
+def _flag(flag: str, help: str, **metadata) -> dict:
+    """A setting with a command-line flag (:mod:`cli.options` generates it); ``help`` is its help text.
+    A bool setting's flag sets the opposite of its default (``--loop``, ``--no-realtime``)."""
+    return {**metadata, "flag": flag, "help": help}
+
+
 MAX_SEGMENTS = 64  # T; the official models use 8 or 16, memory grows linearly with T
 MAX_CLASSES = 100_000
 
 
 @dataclass
 class ModelConfig:
-    weights: str | None = None  # None: the bundled demo model
-    labels: str | None = None  # label file (one name per line); None: from the weights
-    arch: str = field(default="resnet50", metadata=_choices("resnet18", "resnet34", "resnet50", "resnet101"))
-    num_segments: int = field(default=8, metadata=_range(1, MAX_SEGMENTS))
+    weights: str | None = field(default=None, metadata=_flag(
+        "--weights", "model file, this project's or an official TDN checkpoint; none: the bundled demo model"))
+    labels: str | None = field(default=None, metadata=_flag(
+        "--labels", "label file, one class name per line; none: the labels stored with the weights "
+                    "(tdn train: labels.txt beside the training list)"))
+    arch: str = field(default="resnet50", metadata=_flag("--arch", "backbone", **_choices(*ARCHS)))
+    num_segments: int = field(default=8, metadata=_flag(
+        "--segments", "T, segments per window", **_range(1, MAX_SEGMENTS)))
     num_classes: int = field(default=400, metadata=_range(1, MAX_CLASSES))
-    variant: str = field(default="tdn", metadata=_choices("tdn", "tsn", "stdm", "ltdm", "tsm"))
-    device: str = field(default="auto", metadata=_choices("auto", "cpu", "cuda"))
-    precision: str = field(default="auto", metadata=_choices("auto", "fp32", "bf16", "fp16"))
-    input_size: int = field(default=224, metadata=_range(32, 1024))  # crop size fed to the model
-    resize_short: int = field(default=256, metadata=_range(32, 2048))  # short side before the centre crop
+    variant: str = field(default="tdn", metadata=_flag("--variant", "TDN or an ablation", **_choices(*VARIANTS)))
+    device: str = field(default="auto", metadata=_flag("--device", "auto: cuda if present", **_choices(*DEVICES)))
+    precision: str = field(default="auto", metadata=_flag(
+        "--precision", "auto: bf16 on CPU, fp16 on CUDA", **_choices(*PRECISION_CHOICES)))
+    input_size: int = field(default=224, metadata=_flag(
+        "--input-size", "crop size fed to the model", **_range(32, 1024)))
+    resize_short: int = field(default=256, metadata=_flag(
+        "--resize-short", "short side before the centre crop", **_range(32, 2048)))
 
 
 @dataclass
 class PipelineConfig:
-    backend: str = field(default="auto", metadata=_choices("auto", "dali", "cpu"))
+    backend: str = field(default="auto", metadata=_flag(
+        "--backend", "preprocessing backend; auto: dali on a CUDA machine", **_choices(*BACKENDS)))
     buffer_seconds: float = field(default=6.0, metadata=_positive(600))  # rolling frame buffer per source
     buffer_max_frames: int = field(default=256, metadata=_range(1, 4096))
     buffer_max_mb: int = field(default=512, metadata=_range(8, 65_536))  # image bytes per buffer, whatever the size
@@ -104,11 +122,14 @@ class PipelineConfig:
     capture_max_side: int | None = field(default=640, metadata=_range(32, 8192))
     # a pause between frames longer than this restarts the window grid
     max_frame_gap_s: float = field(default=1.0, metadata=_positive(3600))
-    file_realtime: bool = True  # files played at their frame rate (False: as fast as they decode)
-    file_loop: bool = False  # files restart at the end instead of ending
-    smoothing: int = field(default=3, metadata=_range(1, 100))  # windows averaged by the post-processor
-    threshold: float = field(default=0.0, metadata=_range(0, 1))  # below this top-1 score nothing is claimed
-    topk: int = field(default=5, metadata=_range(1, 1000))  # more than the model's classes: all of them
+    file_realtime: bool = field(default=True, metadata=_flag(
+        "--no-realtime", "read video files as fast as they decode instead of at their frame rate"))
+    file_loop: bool = field(default=False, metadata=_flag("--loop", "restart video files at their end"))
+    smoothing: int = field(default=3, metadata=_flag("--smoothing", "windows averaged", **_range(1, 100)))
+    threshold: float = field(default=0.0, metadata=_flag(
+        "--threshold", "below this top-1 score nothing is claimed", **_range(0, 1)))
+    topk: int = field(default=5, metadata=_flag(
+        "--topk", "labels per prediction; more than the model's classes: all of them", **_range(1, 1000)))
     # a clip job (predict, app upload, eval item) estimated to need more is refused
     clip_memory_mb: int = field(default=1024, metadata=_range(64, 65_536))
     stats_interval_s: float = field(default=1.0, metadata=_positive(3600))  # seconds between a stream's stats events
@@ -116,8 +137,8 @@ class PipelineConfig:
 
 @dataclass
 class AppConfig:
-    host: str = "127.0.0.1"
-    port: int = field(default=7860, metadata=_range(1, 65535))
+    host: str = field(default="127.0.0.1", metadata=_flag("--host", "bind address; 0.0.0.0 only with auth"))
+    port: int = field(default=7860, metadata=_flag("--port", "port", **_range(1, 65535)))
     auth: str | None = None  # "user:password"; also read from $TDN_APP_AUTH
     max_upload_mb: int = field(default=200, metadata=_range(1, 100_000))
     stream_every: float = field(default=0.1, metadata=_positive(10))
@@ -138,23 +159,25 @@ class AppConfig:
 
 @dataclass
 class TrainConfig:
-    train_list: str | None = None
-    val_list: str | None = None
-    root: str = ""
-    data_format: str = field(default="video", metadata=_choices("video", "frames"))
+    train_list: str | None = field(default=None, metadata=_flag("--train-list", "TDN list to train on"))
+    val_list: str | None = field(default=None, metadata=_flag(
+        "--val-list", "TDN list of validation clips (tdn eval: the list to evaluate)"))
+    root: str = field(default="", metadata=_flag("--root", "prefix for the list's paths; empty: the list's folder"))
+    data_format: str = field(default="video", metadata=_flag("--data-format", "list format", **_choices(*DATA_FORMATS)))
     image_template: str = "img_{:05d}.jpg"
-    epochs: int = field(default=10, metadata=_range(0, 10_000))  # 0: initialise and save, no training
-    batch_size: int = field(default=8, metadata=_range(1, 4096))
-    lr: float = field(default=0.01, metadata=_positive(10))
+    epochs: int = field(default=10, metadata=_flag(
+        "--epochs", "0: initialise and save, no training", **_range(0, 10_000)))
+    batch_size: int = field(default=8, metadata=_flag("--batch-size", "clips per step", **_range(1, 4096)))
+    lr: float = field(default=0.01, metadata=_flag("--lr", "SGD learning rate", **_positive(10)))
     weight_decay: float = field(default=5e-4, metadata=_range(0, 1))
     momentum: float = field(default=0.9, metadata=_range(0, 1, hi_open=True))
     dropout: float = field(default=0.5, metadata=_range(0, 1, hi_open=True))
     workers: int = field(default=2, metadata=_range(0, 256))
-    seed: int = field(default=0, metadata=_range(0, 2**32 - 1))
+    seed: int = field(default=0, metadata=_flag("--seed", "random seed", **_range(0, 2**32 - 1)))
     amp: bool = True
     imagenet: str | None = None  # torchvision-format ResNet checkpoint for initialisation
-    output: str = "runs/train"
-    resume: str | None = None
+    output: str = field(default="runs/train", metadata=_flag("--output", "folder for checkpoints, log and config"))
+    resume: str | None = field(default=None, metadata=_flag("--resume", "training state (a last.pt) to resume from"))
     flip: bool = True
     flip_swap: str | None = None  # "a:b,c:d" class pairs swapped under horizontal flip
     # linear learning-rate warm-up before the cosine decay
@@ -199,30 +222,60 @@ def _number(key: str, base: type, value: Any) -> int | float:
     return value
 
 
-def _check_value(key: str, section_cls: type, f: dataclasses.Field, value: Any) -> Any:
-    """Coerce ``value`` to the field's type and check its choices or range, or raise a ConfigError naming ``key``."""
-    hint = typing.get_type_hints(section_cls)[f.name]
-    args = typing.get_args(hint)
-    optional = isinstance(hint, types.UnionType) and type(None) in args
-    base = next((a for a in args if a is not type(None)), hint) if optional else hint
+@dataclass(frozen=True)
+class Setting:
+    """One config key as its field declares it: type, what is allowed, and its command-line flag if any."""
+
+    key: str  # "section.name"
+    type: type  # bool, int, float or str
+    optional: bool  # null allowed
+    default: Any
+    choices: tuple = ()
+    range: Range | None = None
+    flag: str | None = None
+    help: str | None = None
+
+    @property
+    def name(self) -> str:
+        return self.key.partition(".")[2]
+
+
+def _settings() -> dict[str, Setting]:
+    found = {}
+    for section in fields(Config):
+        hints = typing.get_type_hints(section.default_factory)
+        for f in fields(section.default_factory):
+            hint, key = hints[f.name], f"{section.name}.{f.name}"
+            args = typing.get_args(hint)
+            optional = isinstance(hint, types.UnionType) and type(None) in args
+            base = next(a for a in args if a is not type(None)) if optional else hint
+            found[key] = Setting(key, base, optional, f.default, f.metadata.get("choices", ()), f.metadata.get("range"),
+                                 f.metadata.get("flag"), f.metadata.get("help"))
+    return found
+
+
+SETTINGS: dict[str, Setting] = _settings()  # "section.name" -> Setting, every key
+
+
+def _check_value(s: Setting, value: Any) -> Any:
+    """Coerce ``value`` to the setting's type and check its choices or range, or raise a ConfigError naming it."""
+    key = s.key
     if value is None:
-        if optional:
+        if s.optional:
             return None
-        raise ConfigError(f"config key '{key}' may not be null (expected {base.__name__})")
-    if base is bool and not isinstance(value, bool):
+        raise ConfigError(f"config key '{key}' may not be null (expected {s.type.__name__})")
+    if s.type is bool and not isinstance(value, bool):
         raise ConfigError(f"config key '{key}' must be true or false, got {value!r}")
-    if base in (int, float):
-        value = _number(key, base, value)
-        allowed = f.metadata.get("range")
-        if allowed is not None and value not in allowed:
-            null = " (or null)" if optional else ""
-            raise ConfigError(f"config key '{key}' must satisfy {allowed.describe(f.name)}{null}; got {value!r}")
+    if s.type in (int, float):
+        value = _number(key, s.type, value)
+        if s.range is not None and value not in s.range:
+            null = " (or null)" if s.optional else ""
+            raise ConfigError(f"config key '{key}' must satisfy {s.range.describe(s.name)}{null}; got {value!r}")
         return value
-    if not isinstance(value, base):
-        raise ConfigError(f"config key '{key}' must be {base.__name__}, got {value!r}")
-    choices = f.metadata.get("choices")
-    if choices and value not in choices:
-        raise ConfigError(f"config key '{key}' must be one of {', '.join(map(str, choices))}; got {value!r}")
+    if not isinstance(value, s.type):
+        raise ConfigError(f"config key '{key}' must be {s.type.__name__}, got {value!r}")
+    if s.choices and value not in s.choices:
+        raise ConfigError(f"config key '{key}' must be one of {', '.join(map(str, s.choices))}; got {value!r}")
     return value
 
 
@@ -255,13 +308,13 @@ def _apply(cfg: Config, data: Mapping[str, Any], source: str) -> None:
         if not isinstance(values, Mapping):
             raise ConfigError(f"{source}: section '{section}' must be a mapping, got {type(values).__name__}")
         target = getattr(cfg, section)
-        known = {f.name: f for f in fields(target)}
+        known = [f.name for f in fields(target)]
         for key, value in values.items():
             if key not in known:
                 raise ConfigError(
                     f"{source}: unknown config key '{section}.{key}'; allowed in '{section}': {', '.join(known)}"
                 )
-            setattr(target, key, _check_value(f"{section}.{key}", type(target), known[key], value))
+            setattr(target, key, _check_value(SETTINGS[f"{section}.{key}"], value))
 
 
 def load_config(path: str | Path | None = DEFAULT_CONFIG_PATH, overrides: Mapping[str, Any] | None = None) -> Config:

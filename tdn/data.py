@@ -36,11 +36,11 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from tdn.registry import DATA_FORMATS
 from tdn.sampling import SEGMENT_LENGTH, clip_frame_indices, frame_indices, parse_views, train_segment_starts
 from tdn.transforms import PreprocessSpec, SegmentTransform
 from tdn.video import check_memory, memory_need, probe_clip, probe_video, read_clip_frames, read_frames
 
-DATA_FORMATS = ("video", "frames")
 SCALES = (1.0, 0.875, 0.75, 0.66)
 
 

@@ -8,16 +8,12 @@ are listed in ``skipped`` with the reason, and ``tdn eval`` fails, naming them, 
 """
 from __future__ import annotations
 
-import argparse
-import json
-import sys
 from dataclasses import dataclass, field
 
 import torch
 import torch.distributed as dist
 import torch.nn.functional as F
 
-from tdn.cli import bounded
 from tdn.labels import label_name
 
 
@@ -144,59 +140,3 @@ def evaluate(model: torch.nn.Module, loader, num_classes: int, *, labels: list[s
     model.train(was_training)
     return Metrics(confusion, top5_correct, loss_sum, labels, outranks, skipped)
 
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--weights", help="model file (default: model.weights, else the bundled demo model)")
-    parser.add_argument("--list", dest="list_file", help="TDN list to evaluate (default: train.val_list)")
-    parser.add_argument("--root", help="prefix for the list's paths (default: train.root, else the list's folder)")
-    parser.add_argument("--data-format", choices=("video", "frames"), help="list format (default: train.data_format)")
-    parser.add_argument("--views", default="1x1", choices=("1x1", "10x3"),
-                        help="test views: temporal clips x crops (default: %(default)s)")
-    parser.add_argument("--batch-size", type=bounded(int, 1, 4096), default=4,
-                        help="clips per model call (default: %(default)s)")
-    parser.add_argument("--precision", choices=("auto", "fp32", "bf16", "fp16"), help="default: model.precision")
-    parser.add_argument("--device", choices=("auto", "cpu", "cuda"), help="default: model.device")
-    parser.add_argument("--json", action="store_true", help="print the results as one JSON object")
-
-
-def main(args: argparse.Namespace) -> int:
-    from pathlib import Path
-
-    from tdn.api import DEMO_WEIGHTS, load_model
-    from tdn.cli import config_from_args
-    from tdn.data import ClipDataset, collate_clips, read_list
-    from tdn.transforms import PreprocessSpec
-
-    cfg = config_from_args(args, **{"model.weights": args.weights, "train.val_list": args.list_file,
-                                    "train.root": args.root, "train.data_format": args.data_format,
-                                    "model.precision": args.precision, "model.device": args.device})
-    if cfg.train.val_list is None:
-        raise ValueError("no list to evaluate: pass --list FILE (or set train.val_list)")
-    model = load_model(cfg.model.weights or DEMO_WEIGHTS, num_segments=cfg.model.num_segments,
-                       device=cfg.model.device, precision=cfg.model.precision, labels=cfg.model.labels)
-    list_path = Path(cfg.train.val_list)
-    root = cfg.train.root or list_path.parent
-    records = read_list(list_path, data_format=cfg.train.data_format, root=root)
-    num_classes = model.cfg.num_classes
-    bad = sorted({r.label for r in records if r.label >= num_classes})
-    if bad:
-        raise ValueError(f"{list_path} has labels {bad[:5]} but the model has {num_classes} classes")
-    dataset = ClipDataset(records, num_segments=model.cfg.num_segments, spec=PreprocessSpec.from_meta(model.meta),
-                          train=False, views=args.views, data_format=cfg.train.data_format,
-                          image_template=cfg.train.image_template, limit_mb=cfg.pipeline.clip_memory_mb)
-    loader = torch.utils.data.DataLoader(dataset, batch_size=args.batch_size, num_workers=cfg.train.workers,
-                                         collate_fn=collate_clips)
-    metrics = evaluate(model, loader, num_classes, labels=model.meta.labels, progress=not args.json,
-                       device=model.fc.weight.device)
-    if metrics.count == 0:
-        shown = "; ".join(map(str, metrics.skipped[:5])) + ("; ..." if len(metrics.skipped) > 5 else "")
-        raise ValueError(f"no clip of {list_path} could be read ({len(metrics.skipped)} tried): {shown}")
-    if metrics.skipped and args.json:
-        print(f"tdn eval: warning: skipped {len(metrics.skipped)} unreadable clip(s): "
-              + "; ".join(map(str, metrics.skipped)), file=sys.stderr)
-    if args.json:
-        print(json.dumps({"weights": str(cfg.model.weights or DEMO_WEIGHTS), "list": str(list_path),
-                          "views": args.views, **metrics.to_dict()}, allow_nan=False))
-    else:
-        print(metrics.format())
-    return 0

@@ -9,7 +9,6 @@ the eager model on random windows and the largest logit difference is reported.
 """
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import warnings
@@ -82,24 +81,3 @@ def max_logit_difference(model: TDN, exported: torch.jit.ScriptModule, *, batche
         worst = max(worst, float((model(x) - exported(x)).abs().max()))
     return worst
 
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--weights", help="model file (default: model.weights, else the bundled demo model)")
-    parser.add_argument("--out", help="output .ts file (default: the weights file with suffix .ts)")
-    parser.add_argument("--precision", choices=("fp32", "bf16"), default="fp32",
-                        help="precision baked into the traced model (default: %(default)s)")
-
-
-def main(args: argparse.Namespace) -> int:
-    from tdn.api import DEMO_WEIGHTS, load_model
-    from tdn.cli import config_from_args
-
-    cfg = config_from_args(args, **{"model.weights": args.weights})
-    weights = Path(cfg.model.weights or DEMO_WEIGHTS)
-    model = load_model(weights, num_segments=cfg.model.num_segments, device="cpu", precision=args.precision)
-    out = Path(args.out) if args.out else weights.with_suffix(".ts")
-    export_torchscript(model, out)
-    exported, _ = load_torchscript(out)
-    diff = max_logit_difference(model, exported)
-    print(f"exported {weights} -> {out} ({args.precision}); max |logit difference| vs eager: {diff:.3g}")
-    return 0

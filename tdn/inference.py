@@ -20,8 +20,7 @@ from torch.nn.utils.fusion import fuse_conv_bn_eval
 
 from tdn.model import LongTermTDM
 
-DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
-PRECISIONS = tuple(DTYPES)
+DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}  # tdn.registry.PRECISIONS
 
 
 def conv_bn_pairs(root: nn.Module) -> list[tuple[nn.Module, str, str]]:

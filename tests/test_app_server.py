@@ -9,7 +9,7 @@ import httpx
 import pytest
 import torch
 
-from app import cli
+from cli import app as app_command
 from conftest import free_port
 from tdn.checkpoint import save_model
 from tdn.meta import ModelMeta
@@ -71,10 +71,10 @@ def test_server_files_cannot_be_fetched(served):
 
 def test_cli_refuses_malformed_auth_before_loading_anything(monkeypatch):
     parser = argparse.ArgumentParser()
-    from tdn.cli import add_config_arguments
+    from cli.options import add_config_arguments
 
     add_config_arguments(parser)
-    cli.add_arguments(parser)
+    app_command.add_arguments(parser)
     monkeypatch.setenv("TDN_APP_AUTH", "no-colon")
     with pytest.raises(ValueError, match="TDN_APP_AUTH must be 'user:password'"):
-        cli.main(parser.parse_args([]))
+        app_command.main(parser.parse_args([]))

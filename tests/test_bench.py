@@ -5,7 +5,7 @@ import json
 import torch
 
 from tdn.bench import bench_model, emit_record, machine
-from tdn.cli import main
+from cli.main import main
 
 
 def test_bench_model_reports_medians_and_their_ratio():

@@ -43,7 +43,7 @@ def test_missing_config_file():
 
 
 def test_cli_reports_a_bad_override_and_exits_2():
-    proc = subprocess.run([sys.executable, "-m", "tdn.cli", "info", "--set", "model.precision=fp64"],
+    proc = subprocess.run([sys.executable, "-m", "cli", "info", "--set", "model.precision=fp64"],
                           capture_output=True, text=True)
     assert proc.returncode == 2
     assert "'model.precision' must be one of auto, fp32, bf16, fp16" in proc.stderr

@@ -7,7 +7,7 @@ import torch
 from tdn.api import DEMO_WEIGHTS, load_model
 from tdn.checkpoint import save_model
 from tdn.meta import ModelMeta
-from tdn.cli import main as tdn_main
+from cli.main import main as tdn_main
 from tdn.export import example_input, export_torchscript, load_torchscript, max_logit_difference
 from tdn.model import create_model
 

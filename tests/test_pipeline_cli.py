@@ -16,7 +16,7 @@ from pipelines.events import EVENT_SCHEMAS
 from schema_check import schema_errors
 from tdn.checkpoint import save_model
 from tdn.meta import ModelMeta
-from tdn.cli import main as tdn_main
+from cli.main import main as tdn_main
 from tdn.model import create_model
 
 LABELS = ["left", "right", "still"]
@@ -123,7 +123,7 @@ def test_stream_reports_bad_sources_and_keeps_the_good_one(capsys, weights, clip
 def test_stream_from_rtsp_server_with_masked_credentials(weights, rtsp_server):
     """A real loopback RTSP camera: live status, then predictions, via the installed console script."""
     url = rtsp_server.url_with("user", "secret")
-    cmd = [sys.executable, "-m", "tdn.cli", "stream", "--source", url, "--json", "--weights", weights,
+    cmd = [sys.executable, "-m", "cli", "stream", "--source", url, "--json", "--weights", weights,
            "--duration", "8", *FAST]
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
     events = [json.loads(line) for line in done.stdout.splitlines() if line.strip()]

@@ -14,7 +14,7 @@ import yaml
 
 from tdn import synth
 from tdn.api import load_model
-from tdn.cli import main as tdn_main
+from cli.main import main as tdn_main
 from tdn.config import load_config
 from tdn.train import train
 

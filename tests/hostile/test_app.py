@@ -28,7 +28,7 @@ from pipelines.masking import mask_credentials
 from pipelines.sources import open_source
 from tdn.checkpoint import save_model
 from tdn.meta import ModelMeta
-from tdn.cli import main as tdn_main
+from cli.main import main as tdn_main
 from tdn.config import load_config
 from tdn.model import TDN, TDNConfig
 

@@ -21,7 +21,7 @@ from pipelines.engine import InferenceEngine
 from pipelines.preprocess import CpuPreprocessor
 from tdn.checkpoint import save_model
 from tdn.meta import ModelMeta
-from tdn.cli import main as tdn_main
+from cli.main import main as tdn_main
 from tdn.model import create_model
 from tdn.transforms import PreprocessSpec
 from tdn.video import ClipError, check_clip_file, probe_clip, read_clip_frames

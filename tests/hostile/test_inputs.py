@@ -30,7 +30,7 @@ from tdn.api import load_model
 from tdn.checkpoint import CheckpointError, build_from_file, save_model
 from tdn.meta import ModelMeta
 from tdn.video import ClipError
-from tdn.cli import main as tdn_main
+from cli.main import main as tdn_main
 from tdn.config import DEFAULT_CONFIG_PATH, REPO_ROOT, Config, ConfigError, load_config, parse_override
 from tdn.model import create_model
 
@@ -325,7 +325,7 @@ def test_random_bytes_as_weights_in_export_and_predict(tmp_path, capsys):
     code, _, err = run_cli(capsys, "export", "--weights", str(path), "--out", str(out))
     assert_user_error(code, err, "export", str(path), "is not a PyTorch checkpoint")
     assert list(tmp_path.iterdir()) == [path]
-    proc = subprocess.run([sys.executable, "-m", "tdn.cli", "predict", "clip.mp4", "--weights", str(path)],
+    proc = subprocess.run([sys.executable, "-m", "cli", "predict", "clip.mp4", "--weights", str(path)],
                           capture_output=True, text=True, cwd=REPO_ROOT)
     assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
     assert proc.stderr.startswith(f"tdn predict: error: {path} is not a PyTorch checkpoint")
@@ -418,7 +418,7 @@ def test_non_finite_model_output_in_stream_is_an_error_event(overflowing, clip, 
 def test_every_json_writer_refuses_nan():
     """Strict JSON everywhere: each json.dump(s) call in the project passes allow_nan=False."""
     lax = []
-    for folder in ("tdn", "pipelines", "app", "scripts", "benchmarks"):
+    for folder in ("tdn", "pipelines", "app", "cli", "scripts", "benchmarks"):
         for path in (REPO_ROOT / folder).rglob("*.py"):
             for node in ast.walk(ast.parse(path.read_text())):
                 if (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
@@ -469,7 +469,7 @@ def test_export_to_a_directory_leaves_nothing(tiny, tmp_path, capsys):
 def test_user_errors_exit_2_without_traceback(monkeypatch, capsys, exc):
     def fail(args):
         raise exc
-    monkeypatch.setattr("tdn.info.main", fail)
+    monkeypatch.setattr("cli.info.main", fail)
     code, _, err = run_cli(capsys, "info")
     assert_user_error(code, err, "info", str(exc))
 
@@ -477,7 +477,7 @@ def test_user_errors_exit_2_without_traceback(monkeypatch, capsys, exc):
 def test_bugs_keep_their_traceback(monkeypatch):
     def bug(args):
         raise KeyError("a bug")
-    monkeypatch.setattr("tdn.info.main", bug)
+    monkeypatch.setattr("cli.info.main", bug)
     with pytest.raises(KeyError, match="a bug"):
         tdn_main(["info"])
 

@@ -14,38 +14,22 @@ import sys
 
 import torch
 
-from tdn.sampling import VIEWS
+from cli.options import add_setting_flags, config_from_args
+from tdn.registry import VIEWS
 
-
-def add_model_arguments(parser: argparse.ArgumentParser) -> None:
-    """Flags ``tdn predict`` and ``tdn stream`` share (each overrides its config key)."""
-    parser.add_argument("--weights", default=None,
-                        help="checkpoint (default: model.weights; none: the bundled demo model)")
-    parser.add_argument("--labels", default=None, help="label file, one class per line (default: from the weights)")
-    parser.add_argument("--segments", type=int, default=None, help="T segments (default: model.num_segments)")
-    parser.add_argument("--device", choices=["auto", "cpu", "cuda"], default=None, help="default: model.device")
-    parser.add_argument("--precision", choices=["auto", "fp32", "bf16", "fp16"], default=None,
-                        help="default: model.precision (auto: bf16 on CPU, fp16 on CUDA)")
-    parser.add_argument("--backend", choices=["auto", "dali", "cpu"], default=None,
-                        help="preprocessing backend (default: pipeline.backend)")
-    parser.add_argument("--topk", type=int, default=None, help="labels per prediction (default: pipeline.topk)")
-    parser.add_argument("--json", action="store_true", help="print JSON lines")
-
-
-def model_overrides(args: argparse.Namespace) -> dict:
-    """The config overrides those flags stand for (None: not given)."""
-    return {"model.weights": args.weights, "model.labels": args.labels, "model.num_segments": args.segments,
-            "model.device": args.device, "model.precision": args.precision, "pipeline.backend": args.backend,
-            "pipeline.topk": args.topk}
+# the settings ``tdn predict`` and ``tdn stream`` both take as flags
+MODEL_SETTINGS = ("model.weights", "model.labels", "model.num_segments", "model.device", "model.precision",
+                  "pipeline.backend", "pipeline.topk")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("clips", nargs="+", metavar="CLIP", help="video files")
-    parser.add_argument("--views", choices=list(VIEWS), default="1x1",
+    parser.add_argument("--views", choices=VIEWS, default="1x1",
                         help="temporal clips x spatial crops (default: %(default)s; 10x3 is the dense protocol)")
     parser.add_argument("--windows", action="store_true",
                         help="also score every sliding window as the live pipeline would (a timeline)")
-    add_model_arguments(parser)
+    add_setting_flags(parser, *MODEL_SETTINGS)
+    parser.add_argument("--json", action="store_true", help="print JSON lines")
 
 
 def _format_text(record: dict) -> str:
@@ -60,10 +44,9 @@ def _format_text(record: dict) -> str:
 
 def main(args: argparse.Namespace) -> int:
     from pipelines.service import RecognitionService
-    from tdn.cli import config_from_args
     from tdn.video import ClipError
 
-    config = config_from_args(args, **model_overrides(args))
+    config = config_from_args(args)
     failed = 0
     with RecognitionService(config) as service:
         for path in args.clips:

@@ -21,27 +21,25 @@ import sys
 import time
 from pathlib import Path
 
-from pipelines.cli_predict import add_model_arguments, model_overrides
+from cli.options import add_setting_flags, bounded, config_from_args
+from cli.predict import MODEL_SETTINGS
 from pipelines.overlay import HEATMAPS
-from tdn.cli import bounded
+from tdn.config import Range
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--source", action="append", required=True, metavar="SRC",
                         help="camera index, rtsp/http(s) URL or video file (repeatable)")
-    parser.add_argument("--duration", type=bounded(float, 0, 1e9, lo_open=True), default=None,
+    parser.add_argument("--duration", type=bounded(float, Range(0, 1e9, lo_open=True)), default=None,
                         help="stop after this many seconds")
     parser.add_argument("--write-video", default=None, metavar="PATH", help="write annotated video (.mp4)")
     parser.add_argument("--heatmap", choices=list(HEATMAPS), default="none",
                         help="heat map in the written video: raw RGB differences or the S-TDM response")
-    parser.add_argument("--threshold", type=float, default=None, help="default: pipeline.threshold")
-    parser.add_argument("--smoothing", type=int, default=None, help="windows averaged (default: pipeline.smoothing)")
     parser.add_argument("--stats", action="store_true",
                         help="also print each stream's stats every pipeline.stats_interval_s seconds")
-    parser.add_argument("--loop", action="store_true", help="restart video files at their end")
-    parser.add_argument("--no-realtime", dest="realtime", action="store_false",
-                        help="read video files as fast as they decode instead of at their frame rate")
-    add_model_arguments(parser)
+    add_setting_flags(parser, "pipeline.threshold", "pipeline.smoothing", "pipeline.file_loop", "pipeline.file_realtime",
+                      *MODEL_SETTINGS)
+    parser.add_argument("--json", action="store_true", help="print JSON lines")
 
 
 def _video_paths(path: str, count: int) -> list[Path]:
@@ -57,10 +55,9 @@ def main(args: argparse.Namespace) -> int:
     from pipelines.sinks import AnnotatedVideoWriter, EventPrinter, check_video_path
     from pipelines.sources import describe_source
     from pipelines.types import SourceError, SourceStatus
-    from tdn.cli import config_from_args
+    from tdn.video import DEFAULT_FPS
 
-    config = config_from_args(args, **model_overrides(args), **{
-        "pipeline.threshold": args.threshold, "pipeline.smoothing": args.smoothing})
+    config = config_from_args(args)
     video_paths = _video_paths(args.write_video, len(args.source)) if args.write_video else []
     for path in video_paths:
         check_video_path(path)
@@ -80,7 +77,7 @@ def main(args: argparse.Namespace) -> int:
         started = []
         for i, spec in enumerate(args.source):
             try:
-                sid = service.add_source(spec, realtime=args.realtime, loop=args.loop or None)
+                sid = service.add_source(spec)  # files: paced and looped as pipeline.file_realtime/file_loop say
             except SourceError:
                 failed += 1  # the source has already reported its failed status
                 continue
