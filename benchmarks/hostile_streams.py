@@ -29,7 +29,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
-from conftest import RtspServer, free_port  # noqa: E402
+from loopback import RtspServer, free_port  # noqa: E402
 from hostile_servers import HostileServer  # noqa: E402
 from media import moving_square_frames, write_video  # noqa: E402
 from pipelines.buffer import FrameBuffer  # noqa: E402

@@ -33,7 +33,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
-from conftest import RtspServer, free_port  # noqa: E402  (the tests' loopback RTSP server)
+from loopback import RtspServer, free_port  # noqa: E402  (the tests' loopback RTSP server)
 from pipelines.events import PredictionEvent, StatusEvent  # noqa: E402
 from pipelines.service import RecognitionService  # noqa: E402
 from tdn.bench import emit_record, machine, rss_mb, utc_now  # noqa: E402

@@ -4,7 +4,7 @@ H.264 test pattern (``videotestsrc is-live=true ! x264enc tune=zerolatency ! rtp
 
 Runs under the SYSTEM Python (Debian's ``python3-gi`` + ``gir1.2-gst-rtsp-server-1.0``), not the
 project's venv, so the tests start it as a subprocess (see the ``rtsp_server`` fixture in
-``tests/conftest.py``). Prints one line ``READY <url>`` on stdout once the port is bound, then
+``tests/loopback.py``). Prints one line ``READY <url>`` on stdout once the port is bound, then
 serves until killed. Usage::
 
     /usr/bin/python3 tests/rtsp_server.py --port 8554 [--path /cam] [--user u --password p]

@@ -2,9 +2,13 @@
 ``enum``, ``required``, ``properties``, ``additionalProperties: false``, ``items``, ``minimum``,
 ``maximum``, ``oneOf``, local ``$ref``). Any other keyword raises, so nothing is silently ignored.
 
-Import from a test as ``from schema_check import schema_errors``.
+Import from a test as ``from schema_check import schema_errors`` (or ``assert_valid`` for an event).
 """
 from __future__ import annotations
+
+import json
+
+from pipelines.events import EVENT_KINDS, EVENT_SCHEMAS, schema_document
 
 _TYPES = {"object": dict, "array": list, "string": str, "integer": int, "number": (int, float),
           "boolean": bool, "null": type(None)}
@@ -60,3 +64,16 @@ def schema_errors(instance, schema: dict, root: dict | None = None, path: str = 
         for i, item in enumerate(instance):
             errors += schema_errors(item, schema["items"], root, f"{path}[{i}]")
     return errors
+
+
+def strict_json(event) -> dict:
+    """``event.to_json()`` after a round trip through strict JSON (no NaN or infinity)."""
+    return json.loads(json.dumps(event.to_json(), allow_nan=False))
+
+
+def assert_valid(record: dict) -> None:
+    """``record`` is an event of a known kind that its schema, and the published document, accept."""
+    assert record["event"] in EVENT_KINDS
+    errors = schema_errors(record, EVENT_SCHEMAS[record["event"]])
+    assert not errors, (record, errors)
+    assert not schema_errors(record, schema_document())  # the published document accepts it too

@@ -23,7 +23,7 @@ from app.inputs import MAX_SOURCE_CHARS, parse_camera_source
 from app.login import FREE_ATTEMPTS, LoginThrottle
 from app.sessions import BrowserSession, ModelHost, StreamLimitError
 from app.views import stream_summary
-from conftest import free_port
+from loopback import free_port
 from pipelines.masking import mask_credentials
 from pipelines.sources import open_source
 from tdn.checkpoint import save_model

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from app.inputs import parse_camera_source
-from conftest import RtspServer, free_port
+from loopback import RtspServer, free_port
 from hostile_servers import HostileServer
 from media import moving_square_frames, write_video
 from pipelines.buffer import FrameBuffer

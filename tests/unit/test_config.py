@@ -1,7 +1,4 @@
 """config.yaml -> typed settings -> CLI overrides; bad keys and values are named."""
-import subprocess
-import sys
-
 import pytest
 
 from tdn.config import DEFAULT_CONFIG_PATH, Config, ConfigError, load_config, parse_override
@@ -41,9 +38,3 @@ def test_missing_config_file():
     with pytest.raises(FileNotFoundError, match="nope.yaml"):
         load_config("nope.yaml")
 
-
-def test_cli_reports_a_bad_override_and_exits_2():
-    proc = subprocess.run([sys.executable, "-m", "cli", "info", "--set", "model.precision=fp64"],
-                          capture_output=True, text=True)
-    assert proc.returncode == 2
-    assert "'model.precision' must be one of auto, fp32, bf16, fp16" in proc.stderr

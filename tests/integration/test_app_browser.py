@@ -17,7 +17,7 @@ import pytest
 import torch
 
 from browser import CHROMIUM, TIMEOUT_MS, chromium, open_page, screenshot
-from conftest import RtspServer, free_port
+from loopback import RtspServer, free_port
 from media import write_not_a_video, write_video, write_y4m
 from pipelines.events import PredictionEvent
 from tdn.api import DEMO_WEIGHTS

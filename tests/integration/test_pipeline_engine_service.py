@@ -103,7 +103,7 @@ def test_predict_clip_through_the_service(service, tmp_path):
 @pytest.mark.slow
 def test_rtsp_predictions_resume_after_the_server_restarts(model):
     """Real loopback RTSP camera -> predictions; server down -> reconnecting; back -> predictions again."""
-    from conftest import RtspServer, free_port
+    from loopback import RtspServer, free_port
 
     config = Config()
     config.pipeline.window_seconds = 1.0

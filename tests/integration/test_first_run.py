@@ -17,7 +17,7 @@ import httpx
 import pytest
 
 from browser import APP_TITLE, CHROMIUM, chromium, open_page, screenshot
-from conftest import free_port
+from loopback import free_port
 from tdn.config import REPO_ROOT
 
 pytestmark = [

@@ -9,7 +9,7 @@ import time
 
 import numpy as np
 
-from conftest import RtspServer, free_port
+from loopback import RtspServer, free_port
 from pipelines.sources import LiveSource, open_source
 from tdn.config import PipelineConfig
 

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from cli import app as app_command
-from conftest import free_port
+from loopback import free_port
 from tdn.checkpoint import save_model
 from tdn.meta import ModelMeta
 from tdn.config import load_config
