@@ -10,7 +10,7 @@ import torch
 from media import moving_square_frames, write_not_a_video, write_video, write_video_ffmpeg
 from pipelines.clip import predict_clip
 from pipelines.engine import InferenceEngine
-from pipelines.preprocess import CpuPreprocessor, border_tolerance, create_preprocessor, tolerance
+from pipelines.preprocess import CpuPreprocessor, border_tolerance, create_preprocessor, resolve_backend, tolerance
 from tdn.api import load_model
 from tdn.sampling import clip_frame_indices, segment_starts
 from tdn.transforms import THREE_CROPS, PreprocessSpec, crop_origin, crop_positions, resized_size, to_model_layout
@@ -101,9 +101,13 @@ def test_bad_frames_are_rejected_with_a_clear_error():
         create_preprocessor(SPEC, "opencl")
 
 
-def test_auto_backend_is_cpu_without_cuda():
-    expected = "dali" if torch.cuda.is_available() else "cpu"
-    assert create_preprocessor(SPEC, "auto").name == expected
+@pytest.mark.parametrize("cuda, expected", [(False, "cpu"), (True, "dali")])
+def test_auto_backend_follows_cuda(monkeypatch, cuda, expected):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: cuda)
+    assert resolve_backend("auto") == expected
+    assert resolve_backend("cpu") == "cpu"  # an explicit choice stands
+    with pytest.raises(ValueError, match="must be one of auto, dali, cpu; got 'gpu'"):
+        resolve_backend("gpu")
 
 
 def _border_mask(height: int, width: int, position: float) -> torch.Tensor:
