@@ -6,25 +6,16 @@ import time
 
 import numpy as np
 import pytest
-import torch
 
 from media import moving_square_frames, write_video
 from pipelines.events import PredictionEvent, StatusEvent
 from pipelines.service import RecognitionService
-from tdn.api import load_model
 from tdn.config import Config
-
-T = 4
 
 
 @pytest.fixture(scope="module")
-def model():
-    torch.manual_seed(0)
-    m = load_model(arch="resnet18", num_segments=T, num_classes=3, precision="fp32", labels=["a", "b", "c"])
-    m.meta.resize_short, m.meta.input_size = 72, 64
-    with torch.no_grad():
-        m.fc.weight.normal_(0, 0.5)
-    return m
+def model(tiny_model):
+    return tiny_model
 
 
 @pytest.fixture

@@ -16,21 +16,16 @@ from pipelines.events import EVENT_KINDS, PredictionEvent, StatusEvent
 from pipelines.postprocess import probabilities
 from pipelines.service import RecognitionService
 from schema_check import assert_valid, strict_json
-from tdn.api import load_model
 from tdn.config import Config
 
-T = 4
 TIMEOUT_S = 120  # generous: the machine may be loaded; nothing waits this long when things work
 
 
 @pytest.fixture(scope="module")
-def model():
-    torch.manual_seed(0)
-    m = load_model(arch="resnet18", num_segments=T, num_classes=3, precision="fp32", labels=["a", "b", "c"])
-    m.meta.resize_short, m.meta.input_size = 72, 64
+def model(tiny_model):
     with torch.no_grad():
-        m.fc.weight.normal_(0, 0.02)  # logits of a few units: windows score differently, softmax not saturated
-    return m
+        tiny_model.fc.weight.normal_(0, 0.02)  # logits of a few units: windows score differently, not saturated
+    return tiny_model
 
 
 def make_service(model, **pipeline) -> RecognitionService:
