@@ -453,32 +453,31 @@ def create_model(arch: str = "resnet50", **kwargs) -> TDN:
     return MODELS[arch](**kwargs)
 
 
-def _build(arch: str, *, num_segments: int, num_classes: int, variant: str, meta: ModelMeta | None,
-           **kwargs) -> TDN:
-    return TDN(TDNConfig(arch=arch, num_segments=num_segments, num_classes=num_classes, variant=variant, **kwargs),
+def _build(arch: str, *, num_segments: int = 8, num_classes: int = 400, variant: str = "tdn",
+           meta: ModelMeta | None = None, **config) -> TDN:
+    return TDN(TDNConfig(arch=arch, num_segments=num_segments, num_classes=num_classes, variant=variant, **config),
                meta=meta)
 
 
 @register_model("resnet18")
-def tdn_resnet18(*, num_segments: int = 8, num_classes: int = 400, variant: str = "tdn",
-                 meta: ModelMeta | None = None, **kwargs) -> TDN:
-    return _build("resnet18", num_segments=num_segments, num_classes=num_classes, variant=variant, meta=meta, **kwargs)
+def tdn_resnet18(**kwargs) -> TDN:
+    """TDN-ResNet-18; keyword arguments as for :func:`create_model`."""
+    return _build("resnet18", **kwargs)
 
 
 @register_model("resnet34")
-def tdn_resnet34(*, num_segments: int = 8, num_classes: int = 400, variant: str = "tdn",
-                 meta: ModelMeta | None = None, **kwargs) -> TDN:
-    return _build("resnet34", num_segments=num_segments, num_classes=num_classes, variant=variant, meta=meta, **kwargs)
+def tdn_resnet34(**kwargs) -> TDN:
+    """TDN-ResNet-34; keyword arguments as for :func:`create_model`."""
+    return _build("resnet34", **kwargs)
 
 
 @register_model("resnet50")
-def tdn_resnet50(*, num_segments: int = 8, num_classes: int = 400, variant: str = "tdn",
-                 meta: ModelMeta | None = None, **kwargs) -> TDN:
-    return _build("resnet50", num_segments=num_segments, num_classes=num_classes, variant=variant, meta=meta, **kwargs)
+def tdn_resnet50(**kwargs) -> TDN:
+    """TDN-ResNet-50; keyword arguments as for :func:`create_model`."""
+    return _build("resnet50", **kwargs)
 
 
 @register_model("resnet101")
-def tdn_resnet101(*, num_segments: int = 8, num_classes: int = 400, variant: str = "tdn",
-                  meta: ModelMeta | None = None, **kwargs) -> TDN:
-    return _build("resnet101", num_segments=num_segments, num_classes=num_classes, variant=variant, meta=meta,
-                  **kwargs)
+def tdn_resnet101(**kwargs) -> TDN:
+    """TDN-ResNet-101; keyword arguments as for :func:`create_model`."""
+    return _build("resnet101", **kwargs)
