@@ -12,8 +12,6 @@ import argparse
 import json
 import sys
 
-import torch
-
 from cli.options import add_setting_flags, config_from_args
 from tdn.registry import VIEWS
 
@@ -43,6 +41,7 @@ def _format_text(record: dict) -> str:
 
 
 def main(args: argparse.Namespace) -> int:
+    from pipelines.postprocess import probabilities
     from pipelines.service import RecognitionService
     from tdn.video import ClipError
 
@@ -55,7 +54,7 @@ def main(args: argparse.Namespace) -> int:
                 record = {"source": path, "topk": service.topk(result.scores)}
                 if args.windows:
                     record["windows"] = [{"time": round(w.time, 3),
-                                          "topk": service.topk(torch.softmax(w.logits, 0).numpy())}
+                                          "topk": service.topk(probabilities(w.logits))}
                                          for w in result.windows]
                 if result.warning:
                     record["warning"] = result.warning

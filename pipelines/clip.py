@@ -33,6 +33,7 @@ from typing import Sequence
 import numpy as np
 import torch
 
+from pipelines.postprocess import probabilities
 from pipelines.scheduler import WindowScheduler
 from pipelines.types import Frame
 from tdn.sampling import SEGMENT_LENGTH, parse_views, temporal_clip_indices
@@ -136,14 +137,14 @@ def predict_clip(engine, path: str | Path, *, views: str = "1x1", per_window: bo
             raise ClipError(f"{path} has no decodable video frames")
     else:
         frames, num_frames = read_clip_frames(path, info, t, clips, spec.resize_short, progress=progress)
-    probabilities = []
+    view_scores = []
     for views_of_clip in _clip_views(engine, path, num_frames, info.size, clips, positions, frames):
         for start in range(0, len(views_of_clip), engine.max_batch):
             with engine.model_lock:
                 logits = model(views_of_clip[start:start + engine.max_batch])
-            probabilities.append(torch.softmax(logits.float(), 1).cpu())
+            view_scores.append(probabilities(logits))  # (views, K)
     del frames  # the per-window pass keeps its own rolling set
-    scores = torch.cat(probabilities).mean(0).numpy()  # the mean over all clips x crops
+    scores = np.concatenate(view_scores).mean(0)  # the mean over all clips x crops
     windows = None
     if per_window:
         windows = sliding_windows(engine, path, window_seconds=window_seconds, max_gap_s=max_gap_s,
