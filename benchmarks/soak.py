@@ -5,7 +5,9 @@ GStreamer, H.264, paced in real time) through the whole pipeline of one
 :class:`pipelines.service.RecognitionService`. The server of stream ``cam0`` is killed every
 ``--outage-every-s`` seconds and started again ``--outage-s`` seconds later. Sampled every
 ``--sample-s`` seconds: process RSS, predictions and latency (capture of a window's newest
-frame to its prediction) per stream, the streams' states. Reported:
+frame to its prediction) per stream, the streams' states, the load average and the CPU time the
+hypervisor gave to other machines (steal, from /proc/stat: on a shared host it can halve the CPU).
+Reported:
 
 - RSS drift after warm-up: median of the last five samples against the first five;
 - latency p50/p95 per block of ``--block-s`` seconds (flat or not);
@@ -15,7 +17,7 @@ frame to its prediction) per stream, the streams' states. Reported:
 
     .venv/bin/python benchmarks/soak.py --streams 4 --minutes 60 --out benchmarks/results/soak.json
 
-Not a test: the numbers depend on the machine and what else runs on it (load averages are recorded).
+Not a test: the numbers depend on the machine and what else runs on it (load and steal are recorded).
 """
 from __future__ import annotations
 
@@ -89,6 +91,13 @@ class Recorder:
             return interval
 
 
+def cpu_times() -> tuple[int, int]:
+    """(steal, total) jiffies of all CPUs from /proc/stat: steal is time a hypervisor gave to others."""
+    with open("/proc/stat") as f:
+        values = [int(v) for v in f.readline().split()[1:]]
+    return values[7], sum(values)
+
+
 def _percentile(values: list[float], q: float) -> float | None:
     return round(float(np.percentile(values, q)), 1) if values else None
 
@@ -137,7 +146,7 @@ def soak(service: RecognitionService, servers: list[RtspServer], args: argparse.
     start = time.monotonic()
     samples: list[dict] = []
     next_sample, next_outage, restart_at = args.sample_s, args.outage_every_s, None
-    last_sample_wall = time.time()
+    last_sample_wall, last_cpu = time.time(), cpu_times()
     try:
         while (elapsed := time.monotonic() - start) < 60 * args.minutes:
             if restart_at is None and elapsed >= next_outage:
@@ -151,16 +160,17 @@ def soak(service: RecognitionService, servers: list[RtspServer], args: argparse.
                     recorder.outages[-1].up_at = time.time()
                 restart_at = None
             if elapsed >= next_sample:
-                interval, wall = recorder.take(), time.time()
+                interval, wall, cpu = recorder.take(), time.time(), cpu_times()
                 span = wall - last_sample_wall
+                steal_pct = 100 * (cpu[0] - last_cpu[0]) / max(1, cpu[1] - last_cpu[1])
                 states = {sid: st.state for sid, st in service.status().items()}
                 samples.append({
                     "t": round(elapsed, 1), "wall": wall, "interval_s": span, "rss_mb": round(rss_mb(), 1),
-                    "load_avg_1m": os.getloadavg()[0], "states": states,
+                    "load_avg_1m": os.getloadavg()[0], "cpu_steal_pct": round(steal_pct, 1), "states": states,
                     "predictions_per_s": {sid: len(interval.latencies.get(sid, [])) / span for sid in ids},
                     "latencies": [x for values in interval.latencies.values() for x in values],
                 })
-                last_sample_wall, next_sample = wall, next_sample + args.sample_s
+                last_sample_wall, last_cpu, next_sample = wall, cpu, next_sample + args.sample_s
                 print(json.dumps({"t": samples[-1]["t"], "rss_mb": samples[-1]["rss_mb"], "states": states,
                                   "predictions_per_s": {k: round(v, 2) for k, v in
                                                         samples[-1]["predictions_per_s"].items()},
