@@ -52,10 +52,15 @@ _POLL_S = 0.5  # how long a window thread waits for a new frame before checking 
 _LIBC = ctypes.CDLL(ctypes.util.find_library("c"))
 
 
+TRIM_EVERY_S = 60.0  # the stats thread also hands freed heap memory back this often
+
+
 def release_freed_memory() -> None:
     """Hand memory freed in the heap back to the system. glibc keeps freed blocks in its
     per-thread arenas, so without this a closed stream's frames (about 1 MB each, freed from
-    several threads) stay resident; no-op where the C library has no ``malloc_trim``."""
+    several threads), or what a spell of overload had in flight, stay resident (measured:
+    +58 MB after 3 min of overload, all returned by one trim); no-op where the C library has no
+    ``malloc_trim``."""
     trim = getattr(_LIBC, "malloc_trim", None)
     if trim is not None:
         trim(0)
@@ -166,11 +171,16 @@ class RecognitionService:
 
     def _publish_stats(self) -> None:
         """The stats thread: a :class:`StatsEvent` every ``pipeline.stats_interval_s`` per stream
-        whose source has not ended or failed (:meth:`stats` still has their last figures)."""
+        whose source has not ended or failed (:meth:`stats` still has their last figures); every
+        ``TRIM_EVERY_S`` it also calls :func:`release_freed_memory`, so RSS follows what is in use."""
+        trimmed = time.monotonic()
         while not self._closing.wait(self.config.pipeline.stats_interval_s):
             for event in self.stats().values():
                 if event.state not in FINAL_STATES:
                     self._publish(event)
+            if time.monotonic() - trimmed >= TRIM_EVERY_S:
+                release_freed_memory()
+                trimmed = time.monotonic()
 
     # -- streams -----------------------------------------------------------------------------
     def add_source(self, spec: str | int, *, stream_id: str | None = None, realtime: bool | None = None,

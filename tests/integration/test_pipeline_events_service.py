@@ -38,6 +38,18 @@ def make_service(model, **pipeline) -> RecognitionService:
     return RecognitionService(config, model=model)
 
 
+def test_the_stats_thread_hands_freed_memory_back_periodically(model, monkeypatch):
+    """RSS gained under overload stays with glibc until a trim (measured: +58 MB after 3 min, all
+    returned by one ``malloc_trim``); the service trims from its stats thread every TRIM_EVERY_S."""
+    import pipelines.service as service_module
+
+    trims = threading.Semaphore(0)
+    monkeypatch.setattr(service_module, "TRIM_EVERY_S", 0.0)
+    monkeypatch.setattr(service_module, "release_freed_memory", trims.release)
+    with make_service(model, stats_interval_s=0.05):
+        assert all(trims.acquire(timeout=TIMEOUT_S) for _ in range(3))  # keeps trimming, not once
+
+
 def test_subscribe_filters_by_kind_and_names_unknown_kinds(model):
     with make_service(model) as service:
         with pytest.raises(ValueError, match="unknown event kinds \\['predictions'\\]"):
