@@ -66,7 +66,7 @@ def build_ui(host: ModelHost, config: Config) -> gr.Blocks:
         model.build(host, config, [model_info, intro, about])
         with gr.Row(elem_id="overlay-settings"):
             threshold = gr.Slider(0.0, 1.0, value=config.app.threshold, step=0.01, min_width=260,
-                                  label="Threshold: a top score below it reads \"nothing above threshold\" (uncertain)", elem_id="threshold")
+                                  label="Threshold (a top score below it is \"uncertain\")", elem_id="threshold")
             heatmap = gr.Radio(views.HEATMAP_CHOICES, value="none", label="Heat map", min_width=260, elem_id="heatmap")
             with gr.Column(min_width=260):
                 opacity = gr.Slider(0.0, 1.0, value=HEATMAP_OPACITY, step=0.05, label="Heat map opacity",

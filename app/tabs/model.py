@@ -82,6 +82,11 @@ def weights_entries(host: ModelHost) -> tuple[list[tuple[str, str]], str]:
     return [(current, KEEP_CHOICE), *entries], KEEP_CHOICE
 
 
+def problem(exc: Exception) -> str:
+    """An error's message with files under ``weights/`` named from there, not from the server's folders."""
+    return str(exc).replace(str(WEIGHTS_DIR), WEIGHTS_DIR.name)
+
+
 def segments_state(weights: str, host: ModelHost) -> tuple[int, bool, str, str]:
     """The T box for a weights entry: ``(value, changeable, label, message)``. Fixed to the stored
     T for this project's files, changeable for official checkpoints (they do not store it); the
@@ -97,7 +102,7 @@ def segments_state(weights: str, host: ModelHost) -> tuple[int, bool, str, str]:
             weights_path = resolve_in_weights(weights)
         stored = stored_segments(weights_path)
     except (ValueError, FileNotFoundError) as exc:
-        return current, False, "Segments T", f"⚠️ {exc}"
+        return current, False, "Segments T", f"⚠️ {problem(exc)}"
     if stored is None:
         return current, True, "Segments T (official checkpoint: choose)", ""
     return stored, False, "Segments T (stored in this file)", ""
@@ -121,7 +126,7 @@ def build(host: ModelHost, config: Config, outputs: list[gr.Markdown]) -> None:
                 model["labels"] = None if labels == LABELS_FROM_WEIGHTS else str(resolve_in_weights(labels, LABELS_DIR))
             host.reload(model, {"smoothing": int(smoothing)})
         except (ValueError, FileNotFoundError) as exc:
-            return [gr.skip()] * len(outputs) + [f"⚠️ model not changed: {exc}"]
+            return [gr.skip()] * len(outputs) + [f"⚠️ model not changed: {problem(exc)}"]
         return [summary(host), intro(host), about(host), f"✅ loaded `{Path(host.service.model.meta.source).name}`"]
 
     with gr.Accordion("Model", open=True, elem_id="model-panel"):
@@ -137,7 +142,7 @@ def build(host: ModelHost, config: Config, outputs: list[gr.Markdown]) -> None:
                         "model for every user; open streams re-attach.")
             with gr.Row():
                 labels_in = gr.Dropdown([KEEP_CHOICE, LABELS_FROM_WEIGHTS, *label_choices()], value=KEEP_CHOICE,
-                                        label="Label file", min_width=200)
+                                        label="Label file", min_width=200, elem_id="model-labels")
                 precision_in = gr.Dropdown(list(PRECISION_CHOICES), value=config.model.precision, label="Precision",
                                            min_width=120)
                 device_in = gr.Dropdown(list(DEVICES), value=config.model.device, label="Device", min_width=120)

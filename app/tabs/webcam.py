@@ -1,6 +1,8 @@
 """Webcam tab: the browser's camera streamed to the server, annotated frames back."""
 from __future__ import annotations
 
+import weakref
+
 import gradio as gr
 
 from app import views
@@ -11,6 +13,8 @@ from tdn.config import Config
 
 def build(host: ModelHost, config: Config, page: PageControls) -> None:
     app_cfg = config.app
+    # per tab: the prediction its label panel shows, so the panel is sent again only when that changes
+    panel_shows: weakref.WeakKeyDictionary[BrowserSession, tuple[float | None, float]] = weakref.WeakKeyDictionary()
 
     def on_frame(image, session: BrowserSession | None, threshold: float, heatmap: str, opacity: float):
         if image is None or session is None:
@@ -29,7 +33,11 @@ def build(host: ModelHost, config: Config, page: PageControls) -> None:
             return gr.skip(), gr.skip(), gr.skip()
         shown = views.annotate_latest(frame, latest, service.spec, heatmap=heatmap, opacity=opacity,
                                       waiting=f"collecting frames ({host.config.pipeline.window_seconds:g} s window)")
-        labels = gr.update(value=views.label_scores(latest), label=views.label_title(latest, threshold))
+        shows = (None if latest is None else latest.time, threshold)
+        labels = gr.skip()
+        if panel_shows.get(session) != shows:
+            panel_shows[session] = shows
+            labels = gr.update(value=views.label_scores(latest), label=views.label_title(latest, threshold))
         return shown, labels, views.stream_summary(stats, latest, threshold)
 
     def on_stop(session: BrowserSession | None):

@@ -63,6 +63,15 @@ def test_intro_names_the_models_classes_and_opens_its_card(browser, app_server):
         page.keyboard.press("Escape")
         assert page.locator("#model-segments input").is_disabled()
         assert "stored in this file" in page.locator("#model-segments").inner_text()
+        # a label file that does not fit the model: the reason shows under the model controls, the model stays
+        page.locator("#model-panel").get_by_text("More model settings").click()
+        page.locator("#model-labels input").click()
+        page.get_by_role("option", name="kinetics400.txt").click()
+        page.locator("#load-model").click()
+        message = page.locator("#model-message")
+        message.get_by_text("model not changed").wait_for()
+        assert "400" in message.inner_text() and host.service.model.meta.labels == labels
+        screenshot(page, "first_minute_model_error.png")
 
 
 def test_example_clip_click_gives_a_prediction(browser, app_server):
