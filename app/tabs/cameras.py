@@ -102,5 +102,6 @@ def build(host: ModelHost, config: Config, page: PageControls) -> None:
     demo.click(on_demo, page.session, message)
     for slot, button in enumerate(remove_buttons):
         button.click(lambda s, slot=slot: s and s.remove_camera(slot), page.session, None)
-    refresh.tick(slots, [page.session, page.threshold, page.heatmap, page.opacity], slot_outputs, show_progress="hidden",
+    refresh.tick(slots, [page.session, page.threshold, page.heatmap, page.opacity], slot_outputs,
+                 show_progress="hidden",
                  concurrency_limit=None)

@@ -59,7 +59,8 @@ def build(host: ModelHost, config: Config, page: PageControls) -> None:
                               min_width=200, elem_id="webcam-labels")
         info = gr.Markdown(elem_id="webcam-info")
 
-    webcam.stream(on_frame, [webcam, page.session, page.threshold, page.heatmap, page.opacity], [annotated, labels, info],
+    webcam.stream(on_frame, [webcam, page.session, page.threshold, page.heatmap, page.opacity],
+                  [annotated, labels, info],
                   stream_every=app_cfg.stream_every, time_limit=app_cfg.webcam_time_limit,
                   concurrency_limit=None, show_progress="hidden")  # webcams are limited by ModelHost
     webcam.clear(on_stop, page.session, info)
