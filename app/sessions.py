@@ -124,6 +124,7 @@ class Camera:
     stream_id: str | None = None
     generation: int = -1
     error: str | None = None
+    loop: bool | None = None  # files only (the demo stream): restart at the end; None: pipeline.file_loop
 
 
 class BrowserSession:
@@ -163,13 +164,14 @@ class BrowserSession:
             self.host.close_stream(*webcam)
 
     # -- cameras -------------------------------------------------------------------------
-    def add_camera(self, spec: int | str) -> Camera:
-        """Open ``spec`` (already checked by :func:`app.inputs.parse_camera_source`); a source that
-        cannot be opened comes back with ``error`` set, the limits raise :class:`StreamLimitError`."""
+    def add_camera(self, spec: int | str, *, name: str | None = None, loop: bool | None = None) -> Camera:
+        """Open ``spec`` (already checked by :func:`app.inputs.parse_camera_source`, or a file the
+        server chose, with ``name`` and ``loop``); a source that cannot be opened comes back with
+        ``error`` set, the limits raise :class:`StreamLimitError`."""
         with self._lock:
             if len(self.cameras) >= self.max_cameras:
                 raise ValueError(f"at most {self.max_cameras} cameras per session (app.max_cameras); remove one first")
-            camera = Camera(spec=spec, name=describe_source(spec))
+            camera = Camera(spec=spec, name=name or describe_source(spec), loop=loop)
             self._open(camera)
             self.cameras.append(camera)
             return camera
@@ -198,7 +200,7 @@ class BrowserSession:
         camera.stream_id, camera.error = None, None
         try:
             camera.stream_id, camera.generation = self.host.open_stream(
-                self, lambda s: s.add_source(camera.spec, stream_id=f"{camera.name} [{self.key}]"))
+                self, lambda s: s.add_source(camera.spec, stream_id=f"{camera.name} [{self.key}]", loop=camera.loop))
         except StreamLimitError:
             camera.generation = -1  # try again at the next refresh
             raise

@@ -3,8 +3,9 @@ settings. Each area of the page is a module of :mod:`app.tabs`; pure frame funct
 :mod:`app.views`, per-tab state in :mod:`app.sessions`, input checks in :mod:`app.inputs`; this
 module composes the page, owns the browser sessions and serves it.
 
-Every user-triggered error becomes a message in the page (``gr.Warning``/``gr.Error`` or a
-status line); the server keeps serving other tabs.
+The page opens with what the loaded model recognises (its classes, its card), the model panel
+and the overlay settings, then the tabs. Every user-triggered error becomes a message in the
+page, beside the control that caused it where there is one; the server keeps serving other tabs.
 """
 from __future__ import annotations
 
@@ -17,9 +18,18 @@ from app import views
 from app.login import LoginRateLimit, LoginThrottle
 from app.sessions import BrowserSession, ModelHost
 from app.tabs import PageControls, cameras, clip, model, webcam
+from pipelines.overlay import HEATMAP_OPACITY
 from tdn.config import Config
 
 CACHE_MAX_AGE_S = 3600  # Gradio's copies of uploads and outputs are deleted after this
+# Page styles: the heat-map legend, and a phone-width page (390 px) without sideways scrolling.
+APP_CSS = """
+.heat-legend { display: flex; align-items: center; gap: 6px; font-size: 12px; }
+.heat-legend-bar { flex: 1 1 auto; min-width: 60px; height: 12px; border-radius: 3px; }
+@media (max-width: 640px) {
+  .gradio-container { padding-left: 6px !important; padding-right: 6px !important; }
+}
+"""
 
 
 def build_ui(host: ModelHost, config: Config) -> gr.Blocks:
@@ -49,16 +59,23 @@ def build_ui(host: ModelHost, config: Config) -> gr.Blocks:
                    delete_cache=(CACHE_MAX_AGE_S, CACHE_MAX_AGE_S)) as demo:
         session = gr.State(None, delete_callback=forget_session)
         gr.Markdown("# TDN live action recognition")
+        intro = gr.Markdown(model.intro(host), elem_id="intro")
+        with gr.Accordion("About this model", open=False, elem_id="model-card"):
+            about = gr.Markdown(model.about(host), elem_id="model-about")
         model_info = gr.Markdown(model.summary(host), elem_id="model-info")
-        with gr.Row():
-            threshold = gr.Slider(0.0, 1.0, value=host.config.pipeline.threshold, step=0.01,
-                                  label="Threshold (below it nothing is claimed)", elem_id="threshold")
-            heatmap = gr.Radio(views.HEATMAP_CHOICES, value="none", label="Heat map", elem_id="heatmap")
-        page = PageControls(session=session, threshold=threshold, heatmap=heatmap)
+        model.build(host, config, [model_info, intro, about])
+        with gr.Row(elem_id="overlay-settings"):
+            threshold = gr.Slider(0.0, 1.0, value=config.app.threshold, step=0.01, min_width=260,
+                                  label="Threshold (a top score below it is \"uncertain\")", elem_id="threshold")
+            heatmap = gr.Radio(views.HEATMAP_CHOICES, value="none", label="Heat map", min_width=260, elem_id="heatmap")
+            with gr.Column(min_width=260):
+                opacity = gr.Slider(0.0, 1.0, value=HEATMAP_OPACITY, step=0.05, label="Heat map opacity",
+                                    elem_id="heatmap-opacity")
+                gr.HTML(views.heatmap_legend_html(), elem_id="heatmap-legend")
+        page = PageControls(session=session, threshold=threshold, heatmap=heatmap, opacity=opacity)
         webcam.build(host, config, page)
         cameras.build(host, config, page)
         clip.build(host, config, page)
-        model.build(host, config, model_info)
         demo.load(open_session, outputs=session)
         demo.unload(close_session)
     return demo
@@ -76,7 +93,7 @@ def launch(config: Config, *, auth: tuple[str, str] | None = None, prevent_threa
     middleware = [Middleware(LoginRateLimit, throttle=throttle)] if auth else []
     demo.launch(server_name=config.app.host, server_port=config.app.port, auth=auth,
                 max_file_size=f"{config.app.max_upload_mb}mb", prevent_thread_lock=prevent_thread_lock,
-                show_error=True, quiet=quiet, app_kwargs={"middleware": middleware})
+                show_error=True, quiet=quiet, app_kwargs={"middleware": middleware}, css=APP_CSS)
     if not prevent_thread_lock:
         host.close()
     return demo, host

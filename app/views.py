@@ -14,7 +14,7 @@ import torch
 
 from pipelines.clip import ClipPrediction
 from pipelines.events import PredictionEvent, StatsEvent
-from pipelines.overlay import annotate
+from pipelines.overlay import HEATMAP_OPACITY, annotate, heatmap_colours
 from pipelines.postprocess import claimed_label, probabilities, top_indices, top_labels
 from pipelines.types import FINAL_STATES
 from tdn.labels import label_name
@@ -43,10 +43,11 @@ def for_display(frame: np.ndarray, min_width: int = DISPLAY_MIN_WIDTH) -> np.nda
 
 
 def annotate_latest(frame: np.ndarray, latest: PredictionEvent | None, spec: PreprocessSpec, *,
-                    threshold: float, heatmap: str, waiting: str) -> np.ndarray:
-    """``frame`` (enlarged by :func:`for_display`) with the stream's newest prediction drawn on
-    it; the heat map comes from the newest segment the model saw (its frames for ``"rgb"``, its
-    S-TDM response for ``"stdm"``)."""
+                    heatmap: str, waiting: str, opacity: float = HEATMAP_OPACITY) -> np.ndarray:
+    """``frame`` (enlarged by :func:`for_display`) with the stream's newest heat map on it, or
+    ``waiting`` before its first prediction. The labels go beside the frame (:func:`label_scores`),
+    not over it. The map comes from the newest segment the model saw (its frames for ``"rgb"``,
+    its S-TDM response for ``"stdm"``)."""
     shown = for_display(frame)
     if latest is None:
         return annotate(shown, [], title=waiting)
@@ -54,8 +55,29 @@ def annotate_latest(frame: np.ndarray, latest: PredictionEvent | None, spec: Pre
     if segment and segment[0].shape != frame.shape:
         segment = None  # the stream changed size since that window: no map rather than a wrong one
     response = latest.response.detach().float().cpu().numpy() if latest.response is not None else None
-    return annotate(shown, latest.prediction.topk, threshold=threshold, heatmap=heatmap, segment=segment,
-                    response=response, spec=spec)
+    return annotate(shown, (), heatmap=heatmap, segment=segment, response=response, spec=spec, opacity=opacity,
+                    panel=False)
+
+
+def label_scores(latest: PredictionEvent | None) -> dict[str, float] | None:
+    """The newest prediction's top-k ``{full class name: score}`` for the label panel beside a live view."""
+    return None if latest is None else dict(latest.prediction.topk)
+
+
+def label_title(latest: PredictionEvent | None, threshold: float) -> str:
+    """The label panel's title: the claimed class, or that nothing reaches ``threshold`` (uncertain)."""
+    if latest is None:
+        return "waiting for the first prediction"
+    claimed = claimed_label(latest.prediction.topk, threshold)
+    return claimed if claimed is not None else f"uncertain: no class reaches {threshold:.2f}"
+
+
+def heatmap_legend_html() -> str:
+    """A colour bar for the heat maps (the colours :func:`pipelines.overlay.blend_heatmap` uses), cold to hot."""
+    stops = ", ".join(f"rgb{colour}" for colour in heatmap_colours())
+    return ('<div class="heat-legend"><span>no change</span>'
+            f'<div class="heat-legend-bar" style="background: linear-gradient(to right, {stops})"></div>'
+            '<span>most change</span></div>')
 
 
 def _fmt_ms(value: float | None) -> str:

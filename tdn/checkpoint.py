@@ -321,6 +321,24 @@ def load_state(model: TDN, state_dict: Mapping[str, torch.Tensor], path: Path) -
     model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in state_dict.items()}, strict=True)
 
 
+def _is_official(state: object) -> bool:
+    """Whether ``state`` is an official TDN state dict (``module.base_model.*`` keys)."""
+    return isinstance(state, Mapping) and any(str(k).startswith(("module.base_model.", "base_model.")) for k in state)
+
+
+def stored_segments(path: str | Path) -> int | None:
+    """T as stored in this project's file, or None for an official TDN checkpoint (which does
+    not store it: the user chooses). Raises :class:`CheckpointError` for anything else."""
+    path = Path(path)
+    data = read_file(path)
+    if isinstance(data, Mapping) and data.get("format") == FORMAT:
+        return _config_from_dict(path, data.get("config")).num_segments
+    state = data.get("state_dict", data) if isinstance(data, Mapping) else None
+    if _is_official(state):
+        return None
+    raise CheckpointError(f"{path} is neither a tdn-live model nor an official TDN checkpoint")
+
+
 def build_from_file(path: str | Path, *, num_segments: int) -> TDN:
     """A model, with its meta, from this project's file or an official TDN checkpoint.
 
@@ -340,7 +358,7 @@ def build_from_file(path: str | Path, *, num_segments: int) -> TDN:
         load_state(model, data.get("state_dict"), path)
         return model
     state = data.get("state_dict", data)
-    if isinstance(state, Mapping) and any(str(k).startswith(("module.base_model.", "base_model.")) for k in state):
+    if _is_official(state):
         _check_tensors(path, state)
         _check_number(path, "num_segments", num_segments, _setting_range("num_segments"))
         try:

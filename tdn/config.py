@@ -155,6 +155,8 @@ class AppConfig:
     clip_jobs: int = field(default=1, metadata=_range(1, 16))  # clip uploads scored at once across all sessions
     # clip uploads waiting for a turn; more are told the app is busy
     clip_queue: int = field(default=4, metadata=_range(0, 256))
+    # the page's starting threshold (each tab may move it); chosen from the demo model's scores, see docs/app.md
+    threshold: float = field(default=0.6, metadata=_range(0, 1))
 
 
 @dataclass

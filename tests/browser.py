@@ -13,6 +13,8 @@ CHROMIUM = "/usr/bin/chromium"
 ARTIFACTS = REPO_ROOT / "artifacts"
 TIMEOUT_MS = 60_000
 APP_TITLE = "TDN live action recognition"
+DESKTOP = {"width": 1280, "height": 1000}
+PHONE = {"width": 390, "height": 844}  # a phone held upright (CSS pixels)
 
 
 @contextlib.contextmanager
@@ -31,9 +33,9 @@ def chromium(playwright, fake_camera: Path | None = None):
 
 
 @contextlib.contextmanager
-def open_page(browser, url: str):
-    """A new tab (camera allowed) on ``url``, once the app's title is shown."""
-    context = browser.new_context(permissions=["camera"], viewport={"width": 1280, "height": 1000})
+def open_page(browser, url: str, viewport: dict[str, int] = DESKTOP):
+    """A new tab (camera allowed) of ``viewport`` size on ``url``, once the app's title is shown."""
+    context = browser.new_context(permissions=["camera"], viewport=viewport)
     page = context.new_page()
     page.set_default_timeout(TIMEOUT_MS)
     page.goto(url)

@@ -17,3 +17,4 @@ class PageControls:
     session: gr.State
     threshold: gr.Slider
     heatmap: gr.Radio
+    opacity: gr.Slider  # the heat map's strongest blend

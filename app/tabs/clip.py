@@ -9,7 +9,7 @@ import gradio as gr
 import pandas as pd
 from gradio.utils import get_upload_folder
 
-from app import views
+from app import examples, views
 from app.inputs import VIDEO_SUFFIXES, check_upload
 from app.jobs import Busy, JobGate
 from app.sessions import ModelHost
@@ -74,6 +74,10 @@ def build(host: ModelHost, config: Config, page: PageControls) -> None:
         with gr.Row():
             views_choice = gr.Radio(list(VIEWS), value="1x1", label="Views (1x1: centre crop; 10x3: dense test)")
             go = gr.Button("Predict", variant="primary", elem_id="clip-predict")
+        # i14-first hook: the shipped example clips; a click loads one and predicts it
+        example_list = gr.Examples([[str(p)] for p in examples.example_clips()], inputs=[clip_in],
+                                   label="Example clips (synthetic motions the demo model knows): click one",
+                                   elem_id="clip-examples")
         summary = gr.Markdown(elem_id="clip-summary")
         with gr.Row():
             label = gr.Label(label="Clip prediction", elem_id="clip-label")
@@ -83,3 +87,5 @@ def build(host: ModelHost, config: Config, page: PageControls) -> None:
 
     go.click(on_clip, [clip_in, views_choice, page.threshold, page.heatmap], [label, summary, annotated, timeline],
              concurrency_limit=None)  # no Gradio queue: clip_gate runs, queues or turns requests away
+    example_list.load_input_event.then(on_clip, [clip_in, views_choice, page.threshold, page.heatmap],
+                                       [label, summary, annotated, timeline], concurrency_limit=None)

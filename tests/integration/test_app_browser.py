@@ -72,6 +72,7 @@ def app_server(media_dir):
         "model.weights": str(weights), "model.device": "cpu", "model.precision": "fp32",
         "pipeline.backend": "cpu", "pipeline.window_seconds": 1.0, "pipeline.open_timeout_s": 3.0,
         "app.port": free_port(), "app.refresh_s": 0.5,
+        "app.threshold": 0.0,  # a random model is never sure: claim its top class, so the label shows
     })
     demo, host = launch(cfg, prevent_thread_lock=True, quiet=True)
     try:

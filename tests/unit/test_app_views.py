@@ -9,7 +9,7 @@ import torch
 
 from app import views
 from pipelines.clip import ClipPrediction, ClipWindow
-from pipelines.overlay import annotate, crop_box
+from pipelines.overlay import annotate, crop_box, heatmap_colours
 from pipelines.postprocess import Prediction
 from pipelines.events import PredictionEvent, StatsEvent
 from pipelines.types import Frame, Window
@@ -58,7 +58,7 @@ def stream_prediction(frames, *, topk=(("moving right", 0.7), ("still", 0.2)), r
 
 def test_annotate_latest_draws_waiting_text_before_the_first_prediction():
     frame = np.full((96, 128, 3), 90, np.uint8)
-    out = views.annotate_latest(frame, None, SPEC, threshold=0.0, heatmap="none", waiting="collecting frames")
+    out = views.annotate_latest(frame, None, SPEC, heatmap="none", waiting="collecting frames")
     assert out.shape == (360, 480, 3)
     assert not np.array_equal(out, views.for_display(frame))  # the text panel is there
 
@@ -66,8 +66,8 @@ def test_annotate_latest_draws_waiting_text_before_the_first_prediction():
 def test_rgb_heatmap_follows_motion_in_the_segment_the_model_saw():
     frames = moving_square_segment()
     latest = stream_prediction(frames)
-    plain = views.annotate_latest(frames[-1], latest, SPEC, threshold=0.0, heatmap="none", waiting="")
-    rgb = views.annotate_latest(frames[-1], latest, SPEC, threshold=0.0, heatmap="rgb", waiting="")
+    plain = views.annotate_latest(frames[-1], latest, SPEC, heatmap="none", waiting="")
+    rgb = views.annotate_latest(frames[-1], latest, SPEC, heatmap="rgb", waiting="")
     changed = (plain != rgb).any(axis=-1)  # (360, 480) at the display scale 3.75
     assert changed[60 * 15 // 4: 76 * 15 // 4, 90 * 15 // 4: 122 * 15 // 4].mean() > 0.5  # where the square moved
     assert not changed[300:, :200].any()  # still background, away from the panel
@@ -78,8 +78,8 @@ def test_stdm_heatmap_lies_inside_the_models_crop():
     response = torch.zeros(16, 16)
     response[4:12, 4:12] = 1.0  # the centre of the crop responds
     latest = stream_prediction(frames, response=response)
-    plain = views.annotate_latest(frames[-1], latest, SPEC, threshold=0.0, heatmap="none", waiting="")
-    stdm = views.annotate_latest(frames[-1], latest, SPEC, threshold=0.0, heatmap="stdm", waiting="")
+    plain = views.annotate_latest(frames[-1], latest, SPEC, heatmap="none", waiting="")
+    stdm = views.annotate_latest(frames[-1], latest, SPEC, heatmap="stdm", waiting="")
     changed = (plain != stdm).any(axis=-1)
     x0, y0, x1, y1 = crop_box(360, 480, SPEC)
     assert changed[y0:y1, x0:x1].any()
@@ -87,20 +87,38 @@ def test_stdm_heatmap_lies_inside_the_models_crop():
     outside[y0:y1, x0:x1] = False
     assert not outside.any()
     # a model without S-TDM (response None) draws no map rather than failing
-    no_response = views.annotate_latest(frames[-1], stream_prediction(frames), SPEC, threshold=0.0, heatmap="stdm",
+    no_response = views.annotate_latest(frames[-1], stream_prediction(frames), SPEC, heatmap="stdm",
                                         waiting="")
     assert np.array_equal(no_response, plain)
 
 
-def test_threshold_greys_out_what_is_not_claimed():
+def test_live_views_draw_no_label_box_and_the_side_panel_gets_full_names_and_says_uncertain():
+    frames = moving_square_segment()
+    latest = stream_prediction(frames, topk=(("rotating counterclockwise", 0.7), ("still", 0.2)))
+    plain = views.annotate_latest(frames[-1], latest, SPEC, heatmap="none", waiting="")
+    assert np.array_equal(plain, views.for_display(frames[-1]))  # nothing drawn over the frame
+    assert views.label_scores(latest) == {"rotating counterclockwise": 0.7, "still": 0.2}
+    assert views.label_scores(None) is None
+    assert views.label_title(latest, 0.5) == "rotating counterclockwise"
+    assert views.label_title(latest, 0.9) == "uncertain: no class reaches 0.90"
+    assert views.label_title(None, 0.0) == "waiting for the first prediction"
+    assert views.claimed_label(latest.prediction.topk, 0.5) == "rotating counterclockwise"
+    assert views.claimed_label(latest.prediction.topk, 0.9) is None
+
+
+def test_heatmap_opacity_scales_the_blend_and_the_legend_uses_the_maps_colours():
     frames = moving_square_segment()
     latest = stream_prediction(frames)
-    low = views.annotate_latest(frames[-1], latest, SPEC, threshold=0.5, heatmap="none", waiting="")
-    high = views.annotate_latest(frames[-1], latest, SPEC, threshold=0.9, heatmap="none", waiting="")
-    green = lambda im: ((im[..., 1] > 180) & (im[..., 0] < 100) & (im[..., 2] < 130)).sum()  # noqa: E731
-    assert green(low) > 0 and green(high) == 0
-    assert views.claimed_label(latest.prediction.topk, 0.5) == "moving right"
-    assert views.claimed_label(latest.prediction.topk, 0.9) is None
+    plain = views.annotate_latest(frames[-1], latest, SPEC, heatmap="none", waiting="")
+    off = views.annotate_latest(frames[-1], latest, SPEC, heatmap="rgb", waiting="", opacity=0.0)
+    faint = views.annotate_latest(frames[-1], latest, SPEC, heatmap="rgb", waiting="", opacity=0.2)
+    strong = views.annotate_latest(frames[-1], latest, SPEC, heatmap="rgb", waiting="", opacity=0.9)
+    assert np.array_equal(off, plain)
+    change = lambda im: np.abs(im.astype(int) - plain.astype(int)).sum()  # noqa: E731
+    assert 0 < change(faint) < change(strong)
+    legend = views.heatmap_legend_html()
+    cold, hot = heatmap_colours()[0], heatmap_colours()[-1]
+    assert f"rgb{cold}" in legend and f"rgb{hot}" in legend and cold[2] > cold[0] and hot[0] > hot[2]  # blue .. red
 
 
 def test_stream_summary_shows_label_state_and_figures():

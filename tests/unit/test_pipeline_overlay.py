@@ -5,7 +5,8 @@ import cv2
 import numpy as np
 import pytest
 
-from pipelines.overlay import _fit_text, annotate, blend_heatmap, crop_box, draw_topk, response_map, rgb_difference_map
+from pipelines.overlay import (MIN_SCALE, _fit_text, annotate, blend_heatmap, crop_box, draw_topk, response_map,
+                               rgb_difference_map, topk_layout)
 from tdn.transforms import PreprocessSpec
 
 SPEC = PreprocessSpec(resize_short=256, input_size=224, mean=(0.5, 0.5, 0.5), std=(0.25, 0.25, 0.25))
@@ -89,15 +90,35 @@ def test_annotate_combines_heatmap_and_panel():
         annotate(frames[-1], [], heatmap="flow")
 
 
-def test_long_labels_are_cut_short_of_the_bars():
-    frame = np.full((240, 320, 3), 30, np.uint8)
+def test_class_names_are_drawn_whole_at_the_display_width():
+    topk = [("rotating counterclockwise", 0.61), ("rotating clockwise", 0.2), ("approaching", 0.1)]
+    layout = topk_layout(480, topk)  # the app's display width (views.DISPLAY_MIN_WIDTH)
+    assert layout.texts == ("rotating counterclockwise 0.61", "rotating clockwise 0.20", "approaching 0.10")
+    assert layout.width <= 480 and layout.bar_x + layout.bar_w <= 480
+    widest = max(cv2.getTextSize(t, cv2.FONT_HERSHEY_SIMPLEX, layout.scale * 0.8, layout.thickness)[0][0]
+                 for t in layout.texts)
+    assert widest < layout.bar_x  # the text ends before the bars
+    out = draw_topk(np.full((360, 480, 3), 30, np.uint8), topk)
+    assert green_pixels(out).any()
+
+
+def test_names_too_long_for_the_smallest_font_are_cut_and_keep_their_score():
     long_name = "assembling a computer from parts while explaining each step"
-    long = draw_topk(frame, [(long_name, 0.9), ("clapping", 0.3)])
-    short = draw_topk(frame, [("wave", 0.9), ("clapping", 0.3)])
-    bar_x = int(320 * 0.55) // 2
-    assert np.array_equal(long[:, bar_x - 2:], short[:, bar_x - 2:])  # text ends before the bars: same bars
-    assert not np.array_equal(long[:, :bar_x], short[:, :bar_x])
+    layout = topk_layout(200, [(long_name, 0.9), ("clapping", 0.3)])
+    assert layout.scale == MIN_SCALE
+    assert layout.texts[0].endswith("... 0.90") and long_name.startswith(layout.texts[0][:-8].rstrip())
+    assert layout.texts[1] == "clapping 0.30"
+    width = cv2.getTextSize(layout.texts[0], cv2.FONT_HERSHEY_SIMPLEX, layout.scale * 0.8, layout.thickness)[0][0]
+    assert width < layout.bar_x
     fitted = _fit_text(long_name, 60, 0.5, 1)
-    assert fitted.endswith("...") and long_name.startswith(fitted[:-3].rstrip())
-    assert cv2.getTextSize(fitted, cv2.FONT_HERSHEY_SIMPLEX, 0.5, 1)[0][0] <= 60
+    assert fitted.endswith("...") and cv2.getTextSize(fitted, cv2.FONT_HERSHEY_SIMPLEX, 0.5, 1)[0][0] <= 60
     assert _fit_text("wave", 60, 0.5, 1) == "wave"
+
+
+def test_annotate_without_panel_and_opacity_bounds():
+    frames = moving_square()
+    assert np.array_equal(annotate(frames[-1], [("right", 0.8)], panel=False), frames[-1])
+    assert np.array_equal(annotate(frames[-1], [], heatmap="rgb", segment=frames, opacity=0.0, panel=False),
+                          frames[-1])
+    with pytest.raises(ValueError, match="opacity"):
+        annotate(frames[-1], [], heatmap="rgb", segment=frames, opacity=1.5)
