@@ -22,6 +22,7 @@ import time
 from typing import Callable
 from urllib.parse import urlsplit
 
+import numpy as np
 from aiortc import RTCConfiguration, RTCIceServer, RTCPeerConnection, RTCSessionDescription
 from aiortc.mediastreams import MediaStreamError
 
@@ -88,7 +89,7 @@ class CaptureClock:
         return media_t + self._offset
 
 
-FrameCallback = Callable[["object", float], None]  # (RGB uint8 (H, W, 3) array, capture time unix s)
+FrameCallback = Callable[[np.ndarray, float], None]  # (RGB uint8 (H, W, 3) frame, capture time unix s)
 
 
 class _Peer:
@@ -128,6 +129,7 @@ class _Peer:
             return
         self._ended = True
         await self.pc.close()
+        log.info("webcam peer closed (%s) after %d frames, %d skipped as late", reason, self.frames, self.late_frames)
         self.on_end(reason)
 
 
@@ -203,5 +205,3 @@ class WebcamPeers:
         else:
             asyncio.run_coroutine_threadsafe(peer.close(reason), loop).result(SIGNALLING_TIMEOUT_S)
 
-    def peer_count(self) -> int:
-        return len(self._peers)
