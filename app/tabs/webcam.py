@@ -84,7 +84,7 @@ def frame_rate_note(fps: float, trained_fps: float = TRAINED_FPS) -> str:
         return ""
     return (f"⚠️ The camera delivers {fps:.1f} fps; the model was trained on {trained_fps:g} fps video, so each "
             f"segment's frames span {trained_fps / max(fps, 1e-3):.1f}x more time and predictions are less "
-            "reliable. More light or a lower resolution often lets a camera run faster.")
+            "reliable. Dim light slows many cameras; a busy browser or server drops frames too.")
 
 
 @dataclasses.dataclass
