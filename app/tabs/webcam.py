@@ -169,6 +169,7 @@ def build(host: ModelHost, config: Config, page: PageControls) -> None:
                 return gr.skip(), gr.skip()
             tab.cleared = True
             return None, tab.note  # stopped or not yet admitted: no stale frame, label or rate
+        tab.cleared = False  # a stream runs: when it stops, the next tick clears the view
         try:
             newest = service.latest_frame(stream)
             latest = service.latest(stream)
