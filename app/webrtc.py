@@ -102,6 +102,7 @@ class _Peer:
         self.on_end = on_end
         self.max_lag_s = max_lag_s
         self.frames = self.late_frames = 0
+        self.receiving: asyncio.Task | None = None  # held here: the loop keeps only weak references to tasks
         self._ended = False
 
     async def receive(self, track) -> None:
@@ -178,7 +179,7 @@ class WebcamPeers:
         @pc.on("track")
         def on_track(track):
             if track.kind == "video":
-                asyncio.ensure_future(peer.receive(track))
+                peer.receiving = asyncio.ensure_future(peer.receive(track))
 
         @pc.on("connectionstatechange")
         async def on_state():
