@@ -140,6 +140,7 @@ class BrowserSession:
         self.key = uuid.uuid4().hex[:8]
         self.cameras: list[Camera] = []
         self._webcam: tuple[str, int] | None = None  # (stream id, generation)
+        self.on_webcam_stop: Callable[[], None] | None = None  # closes the frames' transport (the WebRTC peer)
         self.camera_slots_shown = 0  # camera views the page shows now (the UI skips refreshes of none)
         self.seen = self.webcam_seen = time.monotonic()
         self._lock = threading.Lock()
@@ -157,7 +158,16 @@ class BrowserSession:
                                                      webcam=True)
             return self._webcam[0]
 
+    def webcam_id(self) -> str | None:
+        """The id of this tab's webcam stream if it is open on the current service (opens nothing)."""
+        with self._lock:
+            webcam = self._webcam
+        return webcam[0] if webcam is not None and webcam[1] == self.host.generation else None
+
     def stop_webcam(self) -> None:
+        """Close the webcam's transport (``on_webcam_stop``) and its stream, freeing its slot."""
+        if self.on_webcam_stop is not None:
+            self.on_webcam_stop()
         with self._lock:
             webcam, self._webcam = self._webcam, None
         if webcam is not None:

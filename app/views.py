@@ -27,12 +27,6 @@ TIMELINE_CLASSES = 5  # classes drawn in the clip timeline
 DISPLAY_MIN_WIDTH = 480  # smaller frames are enlarged before overlays are drawn
 
 
-def camera_view(image: np.ndarray, *, mirrored: bool) -> np.ndarray:
-    """The frame as the camera captured it. Gradio's webcam (``webcam_options.mirror=True``)
-    draws each frame flipped left-right before sending it, so a mirrored frame is flipped back."""
-    return np.ascontiguousarray(image[:, ::-1]) if mirrored else image
-
-
 def for_display(frame: np.ndarray, min_width: int = DISPLAY_MIN_WIDTH) -> np.ndarray:
     """``frame`` enlarged to at least ``min_width`` pixels wide, so overlay text stays legible."""
     h, w = frame.shape[:2]

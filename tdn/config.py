@@ -141,9 +141,11 @@ class AppConfig:
     port: int = field(default=7860, metadata=_flag("--port", "port", **_range(1, 65535)))
     auth: str | None = None  # "user:password"; also read from $TDN_APP_AUTH
     max_upload_mb: int = field(default=200, metadata=_range(1, 100_000))
-    stream_every: float = field(default=0.1, metadata=_positive(10))
-    # seconds a browser webcam stream runs before the user restarts it
-    webcam_time_limit: float = field(default=600.0, metadata=_positive(86_400))
+    # WebRTC relay for browsers that cannot reach the server directly; None: host candidates only
+    # (no STUN/TURN traffic); "turn:host:3478" or "turns:host:5349", checked by app.webrtc.ice_servers
+    turn_url: str | None = None
+    turn_username: str | None = None
+    turn_credential: str | None = None  # given to the browser with the page: use a limited, short-lived one
     webcam_sessions: int = field(default=4, metadata=_range(1, 64))  # browser webcams served at once
     max_cameras: int = field(default=4, metadata=_range(1, 64))  # camera streams one browser session may open
     # live streams (webcams and cameras of every session) the server runs at once

@@ -19,15 +19,6 @@ SPEC = PreprocessSpec(resize_short=72, input_size=64, mean=(0.5, 0.5, 0.5), std=
 LABELS = ["moving left", "moving right", "still"]
 
 
-def test_camera_view_flips_a_mirrored_frame_back_and_leaves_others_alone():
-    frame = np.zeros((4, 6, 3), np.uint8)
-    frame[:, :3] = (255, 0, 0)  # left half red, as the camera captured it
-    mirrored = frame[:, ::-1]  # what Gradio's mirrored webcam sends
-    restored = views.camera_view(mirrored, mirrored=True)
-    assert np.array_equal(restored, frame) and restored.flags.c_contiguous
-    assert views.camera_view(frame, mirrored=False) is frame
-
-
 def test_for_display_enlarges_small_frames_to_an_even_size_only():
     small = np.zeros((48, 64, 3), np.uint8)
     big = views.for_display(small)
