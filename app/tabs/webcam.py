@@ -155,7 +155,8 @@ def build(host: ModelHost, config: Config, page: PageControls) -> None:
         if session is not None:
             tab = tab_of(session)
             session.stop_webcam()
-            tab.note, tab.started, tab.cleared = STOPPED, None, True
+            # the next tick clears the view again: a tick that was under way when Stop came may land after it
+            tab.note, tab.started, tab.cleared = STOPPED, None, False
         return None, gr.update(value=None, label=views.label_title(None, 0.0)), STOPPED
 
     def on_tick(session: BrowserSession | None, threshold: float, heatmap: str, opacity: float):
