@@ -193,8 +193,9 @@ def predict_clips(engine, paths: Sequence[str | Path], *,
             results.append(d)
             continue
         path, info, num_frames, _ = d
+        warning = truncation_warning(num_frames, info.declared)
         results.append(ClipPrediction(source=str(path), scores=scores.pop(0), views="1x1", frames=num_frames,
-                                      fps=info.fps, windows=None, warning=truncation_warning(num_frames, info.declared)))
+                                      fps=info.fps, windows=None, warning=warning))
     return results
 
 

@@ -1,70 +1,92 @@
-"""A real Ray cluster of simulated nodes on this machine, for the cluster tests and benchmarks.
+"""A real Ray cluster of several nodes on this machine, for the cluster tests and benchmarks.
 
-``ray.cluster_utils.Cluster`` (what Ray's own tests use) starts a head and worker nodes as
-separate raylets on 127.0.0.1, each with ``num_cpus`` CPUs, a small object store and no
-dashboard; Ray's files go to a fresh temporary folder that is removed afterwards. Each node's
-raylet gives its dashboard agent about 15 s to report its ports and aborts otherwise; on a
-loaded machine the agent's imports can take longer, so a node that times out is started again
-(its processes killed first), up to ``START_ATTEMPTS`` times.
+Each node is started as an operator would: ``ray start --head`` and ``ray start --address ...``,
+each with ``num_cpus`` CPUs, on 127.0.0.1, a 200 MB object store and no dashboard; Ray's files go
+to a fresh temporary folder. (``ray.cluster_utils.Cluster`` does the same in-process, but with
+Ray 2.60 a driver that then connects from the same process waits forever for the GCS's cluster
+id, so the nodes run as their own processes here.) A raylet gives its dashboard agent about
+15 s to report its ports and aborts otherwise; on a loaded machine the agent's imports can take
+longer, so a node that fails to start is started again, up to ``START_ATTEMPTS`` times. On the way
+out every process of the nodes is killed by its id (found by the temporary folder in its command
+line, and the raylets' children), also after a failure.
 """
 from __future__ import annotations
 
 import contextlib
 import os
 import shutil
+import subprocess
+import sys
 import tempfile
+from pathlib import Path
+
+from loopback import free_port
 
 OBJECT_STORE_BYTES = 200 * 2**20
-START_ATTEMPTS = 4
+START_ATTEMPTS = 6
+START_TIMEOUT_S = 300
+RAY = str(Path(sys.executable).with_name("ray"))
 
 
-def _add_node(cluster, num_cpus: int) -> None:
-    """Start one node (the head first) on loopback; again after a startup timeout."""
+def _node_processes(temp: str) -> list:
+    """Every process of the nodes under ``temp``: those naming it, and all their children."""
     import psutil
 
+    found = {}
+    for process in psutil.process_iter(["pid", "cmdline"]):
+        if any(temp in part for part in process.info["cmdline"] or ()):
+            found[process.pid] = process
+            with contextlib.suppress(psutil.Error):
+                found.update({child.pid: child for child in process.children(recursive=True)})
+    return list(found.values())
+
+
+def _kill(processes) -> None:
+    import psutil
+
+    for process in processes:
+        with contextlib.suppress(psutil.Error):
+            process.kill()
+    psutil.wait_procs(processes, timeout=30)
+
+
+def _start_node(temp: str, num_cpus: int, head_port: int, *, head: bool) -> None:
+    common = ["--node-ip-address=127.0.0.1", f"--num-cpus={num_cpus}", f"--object-store-memory={OBJECT_STORE_BYTES}",
+              "--disable-usage-stats"]
+    role = (["--head", f"--port={head_port}", "--include-dashboard=false", f"--temp-dir={temp}"] if head
+            else [f"--address=127.0.0.1:{head_port}"])
     for attempt in range(1, START_ATTEMPTS + 1):
-        before = {p.pid for p in psutil.Process().children(recursive=True)}
-        try:
-            cluster.add_node(num_cpus=num_cpus, object_store_memory=OBJECT_STORE_BYTES, include_dashboard=False,
-                             node_ip_address="127.0.0.1")
+        before = {p.pid for p in _node_processes(temp)}
+        result = subprocess.run([RAY, "start", *role, *common], capture_output=True, text=True,
+                                timeout=START_TIMEOUT_S, env={**os.environ, "RAY_TMPDIR": temp})
+        if result.returncode == 0:
             return
-        except Exception as exc:  # Ray raises a bare Exception for a node that did not come up
-            if "timed out during startup" not in str(exc) or attempt == START_ATTEMPTS:
-                raise
-            for process in psutil.Process().children(recursive=True):
-                if process.pid not in before:  # what this attempt started
-                    process.kill()
+        if attempt == START_ATTEMPTS:
+            raise RuntimeError(f"ray start failed {attempt} times; last: {result.stderr[-2000:]}")
+        _kill([p for p in _node_processes(temp) if p.pid not in before])  # what this attempt left
 
 
 @contextlib.contextmanager
 def local_ray_cluster(*, nodes: int = 2, num_cpus: int = 1, namespace: str = "tdn-test"):
-    """Yield a ``ray.cluster_utils.Cluster`` of ``nodes`` nodes with this process connected to it;
-    Serve, the driver and every node are shut down on the way out, also after a failure."""
+    """Yield the address of a Ray cluster of ``nodes`` nodes on 127.0.0.1 with this process
+    connected to it (``ray.init``); Serve, the driver and every node are stopped on the way out."""
     import ray
     from ray import serve
-    from ray.cluster_utils import Cluster
 
     # a short path: Ray puts unix sockets under it (at most 107 characters)
     temp = tempfile.mkdtemp(prefix="tdnray_", dir="/tmp")
-    previous = os.environ.get("RAY_TMPDIR")
-    os.environ["RAY_TMPDIR"] = temp
-    cluster = None
+    head_port = free_port()
     try:
-        cluster = Cluster(initialize_head=False)
-        for _ in range(nodes):
-            _add_node(cluster, num_cpus)
-        ray.init(address=cluster.address, namespace=namespace, log_to_driver=False)
-        yield cluster
+        for n in range(nodes):
+            _start_node(temp, num_cpus, head_port, head=n == 0)
+        address = f"127.0.0.1:{head_port}"
+        ray.init(address=address, namespace=namespace, log_to_driver=False)
+        yield address
     finally:
         try:
             if ray.is_initialized():
                 serve.shutdown()
         finally:
             ray.shutdown()
-            if cluster is not None:
-                cluster.shutdown()
-            if previous is None:
-                os.environ.pop("RAY_TMPDIR", None)
-            else:
-                os.environ["RAY_TMPDIR"] = previous
+            _kill(_node_processes(temp))
             shutil.rmtree(temp, ignore_errors=True)

@@ -48,6 +48,7 @@ class _Cell:
     demand_per_camera: float = 0.0
     last_ok: float = field(default_factory=time.monotonic)
     cursor: int = 0  # next event number to read from it
+    first_health: object = None  # while starting: the pending answer to its first health call
 
 
 class ClusterController:
@@ -93,7 +94,7 @@ class ClusterController:
         cell = self._cells.get(camera.cell) if camera.cell else None
         if cell is not None and cell.state == "up":
             try:
-                await asyncio.wait_for(cell.handle.remove_camera.remote(camera_id), self.config.cluster.health_timeout_s)
+                await self._call(cell, "remove_camera", camera_id)
             except Exception as exc:  # the watch loop drops it from the cell later
                 log.warning("could not stop %s on %s: %s", camera_id, cell.name, exc)
 
@@ -215,8 +216,13 @@ class ClusterController:
     async def _check(self, cell: _Cell) -> None:
         import ray
 
+        if cell.state == "starting":  # loading its model: look without waiting, so the round goes on
+            if cell.first_health is None:
+                cell.first_health = cell.handle.health.remote()
+            if not ray.wait([cell.first_health], timeout=0)[0]:
+                return
         try:
-            health = await self._call(cell, "health")
+            health = await (cell.first_health if cell.state == "starting" else self._call(cell, "health"))
         except ray.exceptions.ActorUnavailableError:  # restarting: Ray brings it back empty
             return self._overdue(cell)
         except ray.exceptions.RayActorError as exc:
@@ -224,7 +230,8 @@ class ClusterController:
         except asyncio.TimeoutError:
             return self._overdue(cell)
         cell.last_ok = time.monotonic()
-        cell.node, cell.capacity, cell.demand_per_camera = health["node"], health["capacity"], health["demand_per_camera"]
+        cell.node, cell.capacity = health["node"], health["capacity"]
+        cell.demand_per_camera = health["demand_per_camera"]
         if cell.state == "starting":
             cell.state = "up"
             log.info("%s is up on %s: %.1f windows/s", cell.name, cell.node, cell.capacity)

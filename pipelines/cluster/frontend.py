@@ -25,6 +25,7 @@ from pathlib import Path
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from ray import serve
+from ray.exceptions import RayTaskError
 
 from pipelines.cluster.controller import CONTROLLER_NAME
 from pipelines.masking import mask_credentials
@@ -38,6 +39,11 @@ api = FastAPI(title="TDN cluster")
 
 def _error(status: int, message: str) -> JSONResponse:
     return JSONResponse({"error": mask_credentials(message)}, status_code=status)
+
+
+def _refusal(exc: RayTaskError) -> str | None:
+    """The controller's message when it refused a request (a ValueError), else None."""
+    return str(exc.cause) if isinstance(exc.cause, ValueError) else None
 
 
 @serve.deployment(ray_actor_options={"num_cpus": 0})
@@ -64,16 +70,20 @@ class FrontEnd:
             return _error(400, f"name must be a string, got {name!r}")
         try:
             entry = await self.controller.add_camera.remote(body["url"], name)
-        except ValueError as exc:  # Ray re-raises the controller's ValueError as one
-            return _error(400, str(exc.args[0]) if exc.args else str(exc))
+        except RayTaskError as exc:
+            if (message := _refusal(exc)) is None:
+                raise
+            return _error(400, message)
         return JSONResponse(entry, status_code=201)
 
     @api.delete("/cameras/{camera_id}")
     async def remove_camera(self, camera_id: str):
         try:
             await self.controller.remove_camera.remote(camera_id)
-        except ValueError as exc:
-            return _error(404, str(exc.args[0]) if exc.args else str(exc))
+        except RayTaskError as exc:
+            if (message := _refusal(exc)) is None:
+                raise
+            return _error(404, message)
         return Response(status_code=204)
 
     @api.get("/cameras")

@@ -229,3 +229,40 @@ def test_add_and_remove_over_http_bad_url_fails_alone(cluster, servers):
     assert lines and any(e["event"] == "stats" for e in lines)
     for event in lines:
         assert_valid(event)
+
+
+def test_app_with_cluster_shows_its_cameras_live_in_chromium(cluster, servers):
+    """``tdn app --cluster URL``: the Cameras tab lists every camera of the cluster with its cell and
+    label, and a camera added to the cluster meanwhile appears without reloading the page."""
+    from pathlib import Path
+
+    from browser import CHROMIUM, chromium, open_page, screenshot
+
+    if not Path(CHROMIUM).is_file():
+        pytest.skip("Debian's chromium is not installed (make system-deps)")
+    sync_api = pytest.importorskip("playwright.sync_api")
+    from app.ui import launch
+
+    url, _ = cluster
+    plain, _ = servers
+    config = load_config(None, {"app.port": free_port(), "app.refresh_s": 0.5, "pipeline.backend": "cpu",
+                                "model.precision": "fp32"})
+    demo, host = launch(config, prevent_thread_lock=True, quiet=True, cluster_url=url)
+    try:
+        with sync_api.sync_playwright() as playwright, chromium(playwright) as browser, \
+                open_page(browser, f"http://127.0.0.1:{config.app.port}/") as page:
+            page.get_by_role("tab", name="Cameras").click()
+            table = page.locator("#cluster-cameras")
+            for camera_id in ("cam-a", "cam-b", "cam-c", "cam-d"):
+                table.get_by_text(camera_id, exact=True).wait_for()
+            table.get_by_text("live").first.wait_for()
+            status, entry = http("POST", f"{url}/cameras", {"url": plain.url, "name": "cam-late"})
+            assert status == 201, entry
+            table.get_by_text("cam-late", exact=True).wait_for()  # appears while the page stays open
+            page.locator("#cluster-summary").get_by_text("cell-").first.wait_for()
+            screenshot(page, "cluster_cameras.png")
+            assert "s3cret" not in page.content()
+    finally:
+        demo.close()
+        host.close()
+        http("DELETE", f"{url}/cameras/cam-late")
