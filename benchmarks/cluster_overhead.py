@@ -48,14 +48,19 @@ def summarise(latencies: list[float], predictions: int, seconds: float, steal: t
             "cpu_steal_pct": round(100 * steal[0] / max(1, steal[1]), 1)}
 
 
-def measure(collect, warmup_s: float, seconds: float) -> dict:
-    """``collect(since_wall)`` -> prediction latencies (ms) of events emitted after ``since_wall``."""
+def measure(collect, cpu, warmup_s: float, seconds: float) -> dict:
+    """``collect(start, end)`` -> prediction latencies (ms) of events emitted in that wall-clock span;
+    ``cpu()`` -> (CPU s of the serving process, engine busy s) so far."""
     time.sleep(warmup_s)
-    start, steal0 = time.time(), cpu_jiffies()
+    start, steal0, cpu0 = time.time(), cpu_jiffies(), cpu()
     time.sleep(seconds)
-    steal1 = cpu_jiffies()
+    steal1, cpu1 = cpu_jiffies(), cpu()
     latencies = collect(start, start + seconds)
-    return summarise(latencies, len(latencies), seconds, (steal1[0] - steal0[0], steal1[1] - steal0[1]))
+    result = summarise(latencies, len(latencies), seconds, (steal1[0] - steal0[0], steal1[1] - steal0[1]))
+    process_cpu, engine = cpu1[0] - cpu0[0], cpu1[1] - cpu0[1]
+    # the process's CPU per second of wall clock, and the part that is not the engine (decoding, scheduling)
+    return {**result, "cpu_cores_used": round(process_cpu / seconds, 3),
+            "engine_cores_used": round(engine / seconds, 3), "engine_windows_per_busy_s": round(len(latencies) / engine, 2) if engine > 0 else None}
 
 
 def single_box(config, urls: list[str], warmup_s: float, seconds: float) -> dict:
@@ -80,7 +85,7 @@ def single_box(config, urls: list[str], warmup_s: float, seconds: float) -> dict
             with lock:
                 return [ms for t, ms in emitted if start <= t <= end]
 
-        return measure(collect, warmup_s, seconds)
+        return measure(collect, lambda: (time.process_time(), service.engine.stats().busy_s), warmup_s, seconds)
 
 
 def one_cell(config, urls: list[str], warmup_s: float, seconds: float, poll_s: float) -> dict:
@@ -105,7 +110,12 @@ def one_cell(config, urls: list[str], warmup_s: float, seconds: float, poll_s: f
     poller = threading.Thread(target=poll, daemon=True)
     poller.start()
     try:
-        return measure(lambda start, end: [ms for t, ms in list(received) if start <= t <= end], warmup_s, seconds)
+        def cpu():
+            health = ray.get(cell.health.remote())
+            return health["cpu_s"], health["busy_s"]
+
+        return measure(lambda start, end: [ms for t, ms in list(received) if start <= t <= end], cpu, warmup_s,
+                       seconds)
     finally:
         stop.set()
         poller.join()

@@ -4,11 +4,17 @@ Each node is started as an operator would: ``ray start --head`` and ``ray start 
 each with ``num_cpus`` CPUs, on 127.0.0.1, a 200 MB object store and no dashboard; Ray's files go
 to a fresh temporary folder. (``ray.cluster_utils.Cluster`` does the same in-process, but with
 Ray 2.60 a driver that then connects from the same process waits forever for the GCS's cluster
-id, so the nodes run as their own processes here.) A raylet gives its dashboard agent about
-15 s to report its ports and aborts otherwise; on a loaded machine the agent's imports can take
-longer, so a node that fails to start is started again, up to ``START_ATTEMPTS`` times. On the way
-out every process of the nodes is killed by its id (found by the temporary folder in its command
-line, and the raylets' children), also after a failure.
+id, so the nodes run as their own processes here.)
+
+A raylet waits about 15 s for its agents to report their ports in files of its session folder
+and aborts otherwise (Ray 2.60: not configurable). At the lowest priority on a shared, loaded
+machine the agents' imports take longer than that (seen here: 45 s at ``nice 19``, load average
+25). So each node gets its agents' ports chosen here (``--dashboard-agent-grpc-port`` ...), and
+:class:`_PortFiles` writes those same numbers into the files the raylet waits for as soon as the
+raylet exists; the agents bind those ports and write the same numbers when they are up. A node
+that fails to start anyway is started again, up to ``START_ATTEMPTS`` times. On the way out every
+process of the nodes is killed by its id (found by the temporary folder in its command line,
+and the raylets' children), also after a failure.
 """
 from __future__ import annotations
 
@@ -18,6 +24,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 from pathlib import Path
 
 from loopback import free_port
@@ -50,15 +57,54 @@ def _kill(processes) -> None:
     psutil.wait_procs(processes, timeout=30)
 
 
+class _PortFiles(threading.Thread):
+    """While a node starts: for each raylet under ``temp``, write its agents' ``ports`` (file name
+    -> port) into its session folder, named as the raylet expects them, unless already there."""
+
+    def __init__(self, temp: str, ports: dict[str, int]):
+        super().__init__(daemon=True)
+        self.temp, self.ports, self.done = temp, ports, threading.Event()
+
+    def run(self) -> None:
+        import psutil
+
+        while not self.done.wait(0.2):
+            for process in psutil.process_iter(["name", "cmdline"]):
+                args = process.info["cmdline"] or []
+                if process.info["name"] != "raylet" or not any(self.temp in a for a in args):
+                    continue
+                flags = dict(a.lstrip("-").split("=", 1) for a in args if a.startswith("--") and "=" in a)
+                if "session_dir" not in flags or "node_id" not in flags:
+                    continue
+                for name, port in self.ports.items():
+                    path = Path(flags["session_dir"]) / f"{name}_{flags['node_id']}"
+                    if not path.exists():
+                        partial = path.with_name(f".{path.name}.partial")
+                        partial.write_text(str(port))
+                        partial.rename(path)
+
+
 def _start_node(temp: str, num_cpus: int, head_port: int, *, head: bool) -> None:
     common = ["--node-ip-address=127.0.0.1", f"--num-cpus={num_cpus}", f"--object-store-memory={OBJECT_STORE_BYTES}",
               "--disable-usage-stats"]
     role = (["--head", f"--port={head_port}", "--include-dashboard=false", f"--temp-dir={temp}"] if head
             else [f"--address=127.0.0.1:{head_port}"])
     for attempt in range(1, START_ATTEMPTS + 1):
+        ports = {"metrics_agent_port": free_port(), "metrics_export_port": free_port(),
+                 "dashboard_agent_listen_port": free_port(), "runtime_env_agent_port": free_port()}
+        agents = [f"--dashboard-agent-grpc-port={ports['metrics_agent_port']}",
+                  f"--metrics-export-port={ports['metrics_export_port']}",
+                  f"--dashboard-agent-listen-port={ports['dashboard_agent_listen_port']}",
+                  f"--runtime-env-agent-port={ports['runtime_env_agent_port']}"]
         before = {p.pid for p in _node_processes(temp)}
-        result = subprocess.run([RAY, "start", *role, *common], capture_output=True, text=True,
-                                timeout=START_TIMEOUT_S, env={**os.environ, "RAY_TMPDIR": temp})
+        writer = _PortFiles(temp, ports)
+        writer.start()
+        try:
+            result = subprocess.run([RAY, "start", *role, *common, *agents], capture_output=True, text=True,
+                                    timeout=START_TIMEOUT_S, env={**os.environ, "RAY_TMPDIR": temp})
+        finally:
+            writer.done.set()
+            writer.join()
         if result.returncode == 0:
             return
         if attempt == START_ATTEMPTS:

@@ -45,6 +45,7 @@ class CameraCell:
         self.incarnation = uuid.uuid4().hex  # a restarted cell is a new incarnation, with no cameras
         self.node = f"{socket.gethostname()} pid {os.getpid()}"
         self._lock = threading.Lock()
+        self._changing = threading.Lock()  # one add or remove at a time (the actor serves calls on several threads)
         self._events: deque[tuple[int, dict]] = deque(maxlen=config.cluster.event_buffer)
         self._next_seq = 0
         self._urls: dict[str, str] = {}  # camera id -> masked URL
@@ -59,26 +60,28 @@ class CameraCell:
     def add_camera(self, camera_id: str, url: str) -> None:
         """Start serving ``url`` as stream ``camera_id`` (no-op if it is already served). A URL the
         service refuses at once (``ValueError``) is kept as a ``failed`` camera with the reason."""
-        if camera_id in self.service.streams():
-            return
-        with self._lock:
-            self._urls[camera_id] = mask_credentials(url)
-            self._refused.pop(camera_id, None)
-        try:
-            self.service.add_source(url, stream_id=camera_id)
-        except (ValueError, FileNotFoundError) as exc:  # SourceError is a ValueError
-            status = SourceStatus("failed", mask_credentials(str(exc)), time.time())
+        with self._changing:
+            if camera_id in self.service.streams():
+                return
             with self._lock:
-                self._refused[camera_id] = status
-            self._record(StatusEvent(camera_id, status))
+                self._urls[camera_id] = mask_credentials(url)
+                self._refused.pop(camera_id, None)
+            try:
+                self.service.add_source(url, stream_id=camera_id)
+            except (ValueError, FileNotFoundError) as exc:  # SourceError is a ValueError
+                status = SourceStatus("failed", mask_credentials(str(exc)), time.time())
+                with self._lock:
+                    self._refused[camera_id] = status
+                self._record(StatusEvent(camera_id, status))
 
     def remove_camera(self, camera_id: str) -> None:
         """Stop serving ``camera_id`` (no-op if it is not served here)."""
-        with self._lock:
-            self._urls.pop(camera_id, None)
-            self._refused.pop(camera_id, None)
-        if camera_id in self.service.streams():
-            self.service.remove_source(camera_id)
+        with self._changing:
+            with self._lock:
+                self._urls.pop(camera_id, None)
+                self._refused.pop(camera_id, None)
+            if camera_id in self.service.streams():
+                self.service.remove_source(camera_id)
 
     def camera_ids(self) -> list[str]:
         with self._lock:
@@ -99,7 +102,10 @@ class CameraCell:
                                     "prediction_rate": 0.0, "latency_ms_p50": None, "latency_ms_p95": None,
                                     "predictions": 0, "dropped_windows": 0, "reconnects": 0, "topk": []}
                 continue
-            latest = self.service.latest(camera_id) if camera_id in self.service.streams() else None
+            try:
+                latest = self.service.latest(camera_id)
+            except ValueError:  # removed meanwhile
+                continue
             record = s.to_json()
             found[camera_id] = {"url": url, "status": s.state, "detail": s.detail,
                                 **{k: record[k] for k in ("fps", "prediction_rate", "latency_ms_p50", "latency_ms_p95",
@@ -146,9 +152,12 @@ class CameraCell:
 
     def health(self) -> dict:
         """What the controller checks every ``cluster.health_interval_s``: who this is (a new
-        ``incarnation`` after a restart), its cameras, and its measured capacity."""
+        ``incarnation`` after a restart), its cameras, its measured capacity, and since it started
+        the CPU time of its process (``cpu_s``: decoding, preprocessing, model) and of its engine
+        (``busy_s``: preprocessing and model)."""
         return {"name": self.name, "incarnation": self.incarnation, "node": self.node, "cameras": self.camera_ids(),
-                "capacity": self.capacity(), "demand_per_camera": self.demand_per_camera}
+                "capacity": self.capacity(), "demand_per_camera": self.demand_per_camera,
+                "cpu_s": time.process_time(), "busy_s": self.service.engine.stats().busy_s}
 
     def close(self) -> None:
         self.service.close()

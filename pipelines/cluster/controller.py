@@ -192,8 +192,9 @@ class ClusterController:
         from pipelines.cluster.cell import cell_actor
 
         actor = cell_actor(self.config)
-        living = sum(1 for c in self._cells.values() if c.state != "dead")
-        for _ in range(self._wanted_cells() - living):
+        for name in [n for n, c in self._cells.items() if c.state == "dead"]:
+            del self._cells[name]  # its cameras were placed elsewhere when it was lost
+        for _ in range(self._wanted_cells() - len(self._cells)):
             name = self._new_name("cell")
             handle = actor.options(name=f"tdn-{name}", scheduling_strategy="SPREAD").remote(self.config, name)
             self._cells[name] = _Cell(name, handle)
@@ -207,7 +208,7 @@ class ClusterController:
                 self._start_cells()
                 await asyncio.gather(*(self._check(c) for c in list(self._cells.values()) if c.state != "dead"))
                 for camera in list(self._cameras.values()):
-                    if camera.cell is None or self._cells[camera.cell].state == "dead":
+                    if camera.cell is None:
                         await self._place(camera)
             except Exception:  # never let the loop die: the next round tries again
                 log.exception("cluster watch round failed")
@@ -226,7 +227,7 @@ class ClusterController:
         except ray.exceptions.ActorUnavailableError:  # restarting: Ray brings it back empty
             return self._overdue(cell)
         except ray.exceptions.RayActorError as exc:
-            return self._lost(cell, f"it died ({type(exc).__name__})")
+            return self._lost(cell, f"it died ({type(exc).__name__}: {mask_credentials(str(exc))[:300]})")
         except asyncio.TimeoutError:
             return self._overdue(cell)
         cell.last_ok = time.monotonic()
@@ -241,9 +242,11 @@ class ClusterController:
                 if camera.cell == cell.name:
                     self._moving(camera, f"{cell.name} restarted")
         cell.incarnation = health["incarnation"]
-        mine = {c.id for c in self._cameras.values() if c.cell == cell.name}
-        for extra in set(health["cameras"]) - mine:  # removed, or moved while it did not answer
+        mine = {c.id: c for c in self._cameras.values() if c.cell == cell.name}
+        for extra in set(health["cameras"]) - set(mine):  # removed, or moved while it did not answer
             await self._call(cell, "remove_camera", extra)
+        for missing in set(mine) - set(health["cameras"]):  # giving it to the cell failed: again
+            await self._call(cell, "add_camera", missing, mine[missing].url)
         await self._collect(cell)
 
     async def _collect(self, cell: _Cell) -> None:

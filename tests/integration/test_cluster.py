@@ -6,6 +6,8 @@ is the slow part); the tests run in order: serve, kill a cell, add and remove ov
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import threading
 import time
 import urllib.error
@@ -20,7 +22,7 @@ from ray_cluster import local_ray_cluster  # noqa: E402
 from schema_check import assert_valid  # noqa: E402
 
 from pipelines.cluster.controller import CONTROLLER_NAME  # noqa: E402
-from tdn.config import load_config  # noqa: E402
+from tdn.config import REPO_ROOT, load_config  # noqa: E402
 
 pytestmark = pytest.mark.slow
 DEADLINE_S = 240.0  # generous: two cells load a model and calibrate on a shared 2-core machine
@@ -79,8 +81,7 @@ def cluster():
         url = deploy.deploy(config)
         controller = ray.get_actor(CONTROLLER_NAME, namespace="tdn-test")
         try:
-            wait_until("both cells up", lambda: [c for c in ray.get(controller.cells.remote()) if c["state"] == "up"]
-                       if sum(c["state"] == "up" for c in ray.get(controller.cells.remote())) == 2 else None)
+            wait_until("both cells up", lambda: sum(c["state"] == "up" for c in ray.get(controller.cells.remote())) == 2)
             yield url, controller
         finally:
             deploy.undeploy(config)
@@ -144,16 +145,14 @@ def test_four_cameras_on_two_cells_then_one_cell_dies(cluster, servers):
         wait_until("every camera predicting", lambda: all(n > 0 for n in predictions_per_camera(url).values()))
         served = cell_cameras(controller)
         assert sorted(sum(served.values(), [])) == sorted(cameras), served
-        assert all(len(ids) == 2 for ids in served.values()), served  # equal cells: two cameras each
         status, state = http("GET", f"{url}/cameras")
         assert "s3cret" not in json.dumps(state)
         assert {c["id"]: c["cell"] for c in state["cameras"]} == ray.get(controller.assignment.remote())
 
         # kill one cell: its cameras predict again on the other one within 30 s
         assignment = ray.get(controller.assignment.remote())
-        victim = sorted(served)[0]
+        victim = max(sorted(served), key=lambda name: len(served[name]))  # placement follows measured capacity
         moved = sorted(served[victim])
-        before = predictions_per_camera(url)
         ray.kill(ray.get_actor(f"tdn-{victim}", namespace="tdn-test"), no_restart=True)
         killed = time.monotonic()
 
@@ -170,7 +169,6 @@ def test_four_cameras_on_two_cells_then_one_cell_dies(cluster, servers):
         assert sorted(sum(served.values(), [])) == sorted(cameras), served  # none lost, none twice
         kept = [c for c in cameras if c not in moved]
         assert all(now[c] == assignment[c] for c in kept)  # the others stayed where they were
-        assert before  # (figures were there before the kill)
 
         # the event stream: every line is a tdn stream --json event, the move is announced
         events = wait_until("predictions of every camera in GET /events", lambda: (
@@ -221,6 +219,20 @@ def test_add_and_remove_over_http_bad_url_fails_alone(cluster, servers):
     assert {"bad", entry["id"]}.isdisjoint(predictions_per_camera(url))
     wait_until("no cell serving the removed cameras", lambda: {"bad", entry["id"]}.isdisjoint(
         sum(cell_cameras(controller).values(), [])))
+
+    # the command line is a client of the same API
+    tdn = [sys.executable, "-m", "cli", "cluster"]
+    status = subprocess.run([*tdn, "status", "--json", "--url", url], capture_output=True, text=True, timeout=300,
+                            cwd=REPO_ROOT)
+    assert status.returncode == 0, status.stderr
+    assert {c["id"] for c in json.loads(status.stdout)["cameras"]} >= {"cam-a", "cam-b", "cam-c", "cam-d"}
+    events = subprocess.run([*tdn, "events", "--json", "--duration", "5", "--url", url], capture_output=True,
+                            text=True, timeout=300, cwd=REPO_ROOT)
+    assert events.returncode == 0, events.stderr
+    lines = [json.loads(line) for line in events.stdout.splitlines()]
+    assert any(e["event"] == "prediction" for e in lines)
+    for event in lines:
+        assert_valid(event)
 
     # the polling form of /events: a finite answer, and where to go on
     with urllib.request.urlopen(f"{url}/events?follow=false&stats=true", timeout=60) as response:

@@ -19,3 +19,14 @@ def test_single_box_modules_do_not_import_ray():
                             env={"PYTHONPATH": str(REPO_ROOT), "PATH": "/usr/bin:/bin"})
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith("False"), result.stdout
+
+
+def test_cluster_client_commands_name_an_unreachable_front_end():
+    from loopback import free_port
+
+    url = f"http://127.0.0.1:{free_port()}"
+    result = subprocess.run([sys.executable, "-m", "cli", "cluster", "status", "--url", url], cwd=REPO_ROOT,
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 2, result
+    assert f"tdn cluster: error: cannot reach the cluster front end at {url}/cameras" in result.stderr
+    assert "Traceback" not in result.stderr
