@@ -60,7 +60,8 @@ def measure(collect, cpu, warmup_s: float, seconds: float) -> dict:
     process_cpu, engine = cpu1[0] - cpu0[0], cpu1[1] - cpu0[1]
     # the process's CPU per second of wall clock, and the part that is not the engine (decoding, scheduling)
     return {**result, "cpu_cores_used": round(process_cpu / seconds, 3),
-            "engine_cores_used": round(engine / seconds, 3), "engine_windows_per_busy_s": round(len(latencies) / engine, 2) if engine > 0 else None}
+            "engine_cores_used": round(engine / seconds, 3),
+            "engine_windows_per_busy_s": round(len(latencies) / engine, 2) if engine > 0 else None}
 
 
 def single_box(config, urls: list[str], warmup_s: float, seconds: float) -> dict:

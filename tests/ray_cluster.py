@@ -33,6 +33,9 @@ OBJECT_STORE_BYTES = 200 * 2**20
 START_ATTEMPTS = 6
 START_TIMEOUT_S = 300
 RAY = str(Path(sys.executable).with_name("ray"))
+# Serve restarts a proxy that does not answer its checks within 5 s (ready) / 10 s (health): on a
+# loaded machine a healthy proxy can be that slow, so the nodes give it a minute
+SLOW_MACHINE_ENV = {"RAY_SERVE_PROXY_READY_CHECK_TIMEOUT_S": "60", "RAY_SERVE_PROXY_HEALTH_CHECK_TIMEOUT_S": "60"}
 
 
 def _node_processes(temp: str) -> list:
@@ -101,7 +104,7 @@ def _start_node(temp: str, num_cpus: int, head_port: int, *, head: bool) -> None
         writer.start()
         try:
             result = subprocess.run([RAY, "start", *role, *common, *agents], capture_output=True, text=True,
-                                    timeout=START_TIMEOUT_S, env={**os.environ, "RAY_TMPDIR": temp})
+                                    timeout=START_TIMEOUT_S, env={**os.environ, **SLOW_MACHINE_ENV, "RAY_TMPDIR": temp})
         finally:
             writer.done.set()
             writer.join()

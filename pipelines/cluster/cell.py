@@ -168,5 +168,5 @@ def cell_actor(config: Config):
     import ray
 
     c = config.cluster
-    return ray.remote(CameraCell).options(num_cpus=c.cell_cpus, num_gpus=c.cell_gpus, max_restarts=c.cell_restarts,
-                                         max_concurrency=8, namespace=c.namespace)
+    return ray.remote(num_cpus=c.cell_cpus, num_gpus=c.cell_gpus, max_restarts=c.cell_restarts,
+                      max_concurrency=8)(CameraCell)

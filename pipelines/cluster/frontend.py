@@ -14,8 +14,9 @@
   predict --json``; uploads are batched across requests by a :class:`ClipScorer` replica.
 
 URLs in every answer are masked (the controller never hands out a URL in clear).
+(No ``from __future__ import annotations`` here: FastAPI reads the handlers' annotations, and
+``Request`` given as a string would be taken for a query parameter.)
 """
-from __future__ import annotations
 
 import asyncio
 import json

@@ -24,7 +24,8 @@ from schema_check import assert_valid  # noqa: E402
 from pipelines.cluster.controller import CONTROLLER_NAME  # noqa: E402
 from tdn.config import REPO_ROOT, load_config  # noqa: E402
 
-pytestmark = pytest.mark.slow
+# starting two nodes, two cells and Serve takes minutes on a loaded 2-core machine; the first test pays for it
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(1500)]
 DEADLINE_S = 240.0  # generous: two cells load a model and calibrate on a shared 2-core machine
 MOVE_DEADLINE_S = 30.0  # the bound for a dead cell's cameras to predict again elsewhere
 
@@ -81,7 +82,8 @@ def cluster():
         url = deploy.deploy(config)
         controller = ray.get_actor(CONTROLLER_NAME, namespace="tdn-test")
         try:
-            wait_until("both cells up", lambda: sum(c["state"] == "up" for c in ray.get(controller.cells.remote())) == 2)
+            wait_until("both cells up",
+                       lambda: sum(c["state"] == "up" for c in ray.get(controller.cells.remote())) == 2)
             yield url, controller
         finally:
             deploy.undeploy(config)
