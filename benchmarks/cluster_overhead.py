@@ -50,7 +50,7 @@ def summarise(latencies: list[float], predictions: int, seconds: float, steal: t
 
 def measure(collect, cpu, warmup_s: float, seconds: float) -> dict:
     """``collect(start, end)`` -> prediction latencies (ms) of events emitted in that wall-clock span;
-    ``cpu()`` -> (CPU s of the serving process, engine busy s) so far."""
+    ``cpu()`` -> (CPU s of the serving process, engine busy s: wall time inside the model call) so far."""
     time.sleep(warmup_s)
     start, steal0, cpu0 = time.time(), cpu_jiffies(), cpu()
     time.sleep(seconds)
@@ -58,9 +58,9 @@ def measure(collect, cpu, warmup_s: float, seconds: float) -> dict:
     latencies = collect(start, start + seconds)
     result = summarise(latencies, len(latencies), seconds, (steal1[0] - steal0[0], steal1[1] - steal0[1]))
     process_cpu, engine = cpu1[0] - cpu0[0], cpu1[1] - cpu0[1]
-    # the process's CPU per second of wall clock, and the part that is not the engine (decoding, scheduling)
+    # the CPU the serving process got per second, and the share of the time its engine was busy (1: saturated)
     return {**result, "cpu_cores_used": round(process_cpu / seconds, 3),
-            "engine_cores_used": round(engine / seconds, 3),
+            "engine_busy_fraction": round(engine / seconds, 3),
             "engine_windows_per_busy_s": round(len(latencies) / engine, 2) if engine > 0 else None}
 
 

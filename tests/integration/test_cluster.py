@@ -259,6 +259,8 @@ def test_app_with_cluster_shows_its_cameras_live_in_chromium(cluster, servers):
 
     url, _ = cluster
     plain, _ = servers
+    status, entry = http("POST", f"{url}/cameras", {"url": plain.url, "name": "cam-view"})
+    assert status == 201, entry
     config = load_config(None, {"app.port": free_port(), "app.refresh_s": 0.5, "pipeline.backend": "cpu",
                                 "model.precision": "fp32"})
     demo, host = launch(config, prevent_thread_lock=True, quiet=True, cluster_url=url)
@@ -267,16 +269,18 @@ def test_app_with_cluster_shows_its_cameras_live_in_chromium(cluster, servers):
                 open_page(browser, f"http://127.0.0.1:{config.app.port}/") as page:
             page.get_by_role("tab", name="Cameras").click()
             table = page.locator("#cluster-cameras")
-            for camera_id in ("cam-a", "cam-b", "cam-c", "cam-d"):
-                table.get_by_text(camera_id, exact=True).wait_for()
-            table.get_by_text("live").first.wait_for()
+            for camera in http("GET", f"{url}/cameras")[1]["cameras"]:  # every camera of the cluster
+                table.get_by_text(camera["id"], exact=True).first.wait_for()
+            wait_until("cam-view live in the page", lambda: "live" in table.locator("tr", has_text="cam-view")
+                       .first.inner_text())
             status, entry = http("POST", f"{url}/cameras", {"url": plain.url, "name": "cam-late"})
             assert status == 201, entry
-            table.get_by_text("cam-late", exact=True).wait_for()  # appears while the page stays open
+            table.get_by_text("cam-late", exact=True).first.wait_for()  # appears while the page stays open
             page.locator("#cluster-summary").get_by_text("cell-").first.wait_for()
             screenshot(page, "cluster_cameras.png")
             assert "s3cret" not in page.content()
     finally:
         demo.close()
         host.close()
-        http("DELETE", f"{url}/cameras/cam-late")
+        for camera_id in ("cam-view", "cam-late"):
+            http("DELETE", f"{url}/cameras/{camera_id}")
