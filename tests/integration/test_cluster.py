@@ -269,13 +269,16 @@ def test_app_with_cluster_shows_its_cameras_live_in_chromium(cluster, servers):
                 open_page(browser, f"http://127.0.0.1:{config.app.port}/") as page:
             page.get_by_role("tab", name="Cameras").click()
             table = page.locator("#cluster-cameras")
-            for camera in http("GET", f"{url}/cameras")[1]["cameras"]:  # every camera of the cluster
-                table.get_by_text(camera["id"], exact=True).first.wait_for()
-            wait_until("cam-view live in the page", lambda: "live" in table.locator("tr", has_text="cam-view")
-                       .first.inner_text())
+            ids = [camera["id"] for camera in http("GET", f"{url}/cameras")[1]["cameras"]]  # all of the cluster's
+
+            def shown() -> set[str]:
+                """The words of the table as the page shows it now (hidden copies left out)."""
+                return set(table.inner_text().split())
+
+            wait_until("every camera of the cluster in the page, live", lambda: set(ids) | {"live"} <= shown())
             status, entry = http("POST", f"{url}/cameras", {"url": plain.url, "name": "cam-late"})
             assert status == 201, entry
-            table.get_by_text("cam-late", exact=True).first.wait_for()  # appears while the page stays open
+            wait_until("cam-late added while the page stays open", lambda: "cam-late" in shown())
             page.locator("#cluster-summary").get_by_text("cell-").first.wait_for()
             screenshot(page, "cluster_cameras.png")
             assert "s3cret" not in page.content()
