@@ -32,8 +32,9 @@ APP_CSS = """
 """
 
 
-def build_ui(host: ModelHost, config: Config) -> gr.Blocks:
-    """The app's ``gr.Blocks``; ``host`` holds the model service shared by all tabs."""
+def build_ui(host: ModelHost, config: Config, *, cluster_url: str | None = None) -> gr.Blocks:
+    """The app's ``gr.Blocks``; ``host`` holds the model service shared by all tabs; with
+    ``cluster_url`` the Cameras tab also lists the cameras of that cluster (:mod:`app.cluster_view`)."""
     # Gradio session hash -> its tab's session, for unload; an entry goes when Gradio drops the tab's state
     sessions: weakref.WeakValueDictionary[str, BrowserSession] = weakref.WeakValueDictionary()
 
@@ -74,7 +75,7 @@ def build_ui(host: ModelHost, config: Config) -> gr.Blocks:
                 gr.HTML(views.heatmap_legend_html(), elem_id="heatmap-legend")
         page = PageControls(session=session, threshold=threshold, heatmap=heatmap, opacity=opacity)
         webcam.build(host, config, page)
-        cameras.build(host, config, page)
+        cameras.build(host, config, page, cluster_url=cluster_url)
         clip.build(host, config, page)
         demo.load(open_session, outputs=session)
         demo.unload(close_session)
@@ -83,11 +84,13 @@ def build_ui(host: ModelHost, config: Config) -> gr.Blocks:
 
 def launch(config: Config, *, auth: tuple[str, str] | None = None, prevent_thread_lock: bool = False,
            quiet: bool = False, host: ModelHost | None = None,
-           login_throttle: LoginThrottle | None = None) -> tuple[gr.Blocks, ModelHost]:
+           login_throttle: LoginThrottle | None = None,
+           cluster_url: str | None = None) -> tuple[gr.Blocks, ModelHost]:
     """Load the model, build the UI and serve it on ``app.host:app.port``; with ``auth``, login
-    attempts go through ``login_throttle`` (a fresh :class:`~app.login.LoginThrottle` by default)."""
+    attempts go through ``login_throttle`` (a fresh :class:`~app.login.LoginThrottle` by default);
+    ``cluster_url``: a cluster front end whose cameras the Cameras tab lists."""
     host = host if host is not None else ModelHost(config)
-    demo = build_ui(host, config)
+    demo = build_ui(host, config, cluster_url=cluster_url)
     demo.queue(default_concurrency_limit=4)
     throttle = login_throttle if login_throttle is not None else LoginThrottle()
     middleware = [Middleware(LoginRateLimit, throttle=throttle)] if auth else []

@@ -10,6 +10,9 @@ from cli.options import add_setting_flags, config_from_args
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_setting_flags(parser, "app.host", "app.port", "model.weights", "model.labels")
+    parser.add_argument("--cluster", default=None, metavar="URL",
+                        help="a cluster front end (tdn cluster up), e.g. http://127.0.0.1:8470: the Cameras tab lists "
+                             "its cameras")
 
 
 def main(args: argparse.Namespace) -> int:
@@ -20,5 +23,5 @@ def main(args: argparse.Namespace) -> int:
             "serving on %s without authentication: set app.auth or $TDN_APP_AUTH", cfg.app.host)
     from app.ui import launch  # Gradio is imported only when the app really starts
 
-    launch(cfg, auth=auth)
+    launch(cfg, auth=auth, cluster_url=args.cluster)
     return 0

@@ -30,6 +30,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "eval": ("cli.eval", "evaluate a model on a TDN-format list"),
     "synth": ("cli.synth", "generate the synthetic motion dataset"),
     "export": ("cli.export", "export a model to TorchScript"),
+    "cluster": ("cli.cluster", "cluster mode on Ray: camera cells on many machines behind one HTTP front end"),
 }
 
 

@@ -111,15 +111,12 @@ def clip_job_need(engine, info: ClipInfo, views: str, *, per_window: bool, windo
                        input_views=len(positions) + (batch if per_window else 0), num_segments=t)
 
 
-@torch.inference_mode()
-def predict_clip(engine, path: str | Path, *, views: str = "1x1", per_window: bool = False,
-                 window_seconds: float = 2.0, max_gap_s: float = 1.0, limit_mb: float | None = None,
-                 progress: ProgressCallback | None = None) -> ClipPrediction:
-    """Score one video file with ``engine``'s model and preprocessor (see the module docstring);
-    a job needing more than ``limit_mb`` (None: no limit) is refused before decoding."""
-    path = Path(path)
+def _decode_views(engine, path: Path, views: str, *, per_window: bool, window_seconds: float,
+                  limit_mb: float | None, progress: ProgressCallback | None):
+    """Check and decode ``path`` for ``views``: ``(info, num_frames, views_per_clip)``, the last an
+    iterator of each temporal clip's views as float32 ``(crops, T, L, 3, S, S)``."""
     clips, positions = parse_views(views)
-    model, t = engine.model, engine.num_segments
+    t = engine.num_segments
     spec = engine.preprocessor.spec
     if progress is not None:
         progress(0.0, f"opening {path.name}")
@@ -137,13 +134,26 @@ def predict_clip(engine, path: str | Path, *, views: str = "1x1", per_window: bo
             raise ClipError(f"{path} has no decodable video frames")
     else:
         frames, num_frames = read_clip_frames(path, info, t, clips, spec.resize_short, progress=progress)
+    return info, num_frames, _clip_views(engine, path, num_frames, info.size, clips, positions, frames)
+
+
+@torch.inference_mode()
+def predict_clip(engine, path: str | Path, *, views: str = "1x1", per_window: bool = False,
+                 window_seconds: float = 2.0, max_gap_s: float = 1.0, limit_mb: float | None = None,
+                 progress: ProgressCallback | None = None) -> ClipPrediction:
+    """Score one video file with ``engine``'s model and preprocessor (see the module docstring);
+    a job needing more than ``limit_mb`` (None: no limit) is refused before decoding."""
+    path = Path(path)
+    info, num_frames, views_per_clip = _decode_views(engine, path, views, per_window=per_window,
+                                                     window_seconds=window_seconds, limit_mb=limit_mb,
+                                                     progress=progress)
     view_scores = []
-    for views_of_clip in _clip_views(engine, path, num_frames, info.size, clips, positions, frames):
+    for views_of_clip in views_per_clip:
         for start in range(0, len(views_of_clip), engine.max_batch):
             with engine.model_lock:
-                logits = model(views_of_clip[start:start + engine.max_batch])
+                logits = engine.model(views_of_clip[start:start + engine.max_batch])
             view_scores.append(probabilities(logits))  # (views, K)
-    del frames  # the per-window pass keeps its own rolling set
+    del views_per_clip  # the per-window pass keeps its own rolling set
     scores = np.concatenate(view_scores).mean(0)  # the mean over all clips x crops
     windows = None
     if per_window:
@@ -153,6 +163,40 @@ def predict_clip(engine, path: str | Path, *, views: str = "1x1", per_window: bo
         progress(1.0, "done")
     return ClipPrediction(source=str(path), scores=scores, views=views, frames=num_frames, fps=info.fps,
                           windows=windows, warning=truncation_warning(num_frames, info.declared))
+
+
+@torch.inference_mode()
+def predict_clips(engine, paths: Sequence[str | Path], *,
+                  limit_mb: float | None = None) -> list[ClipPrediction | ClipError]:
+    """Score several files at the 1x1 view, their views through the model together (batches of at
+    most ``engine.max_batch``): for clip uploads that arrive together. A file that cannot be
+    scored gives its ``ClipError`` in its place; the others are still scored."""
+    decoded: list[tuple[Path, ClipInfo, int, torch.Tensor] | ClipError] = []
+    for path in map(Path, paths):
+        try:
+            info, num_frames, views_per_clip = _decode_views(engine, path, "1x1", per_window=False,
+                                                             window_seconds=0.0, limit_mb=limit_mb, progress=None)
+            decoded.append((path, info, num_frames, next(iter(views_per_clip))))  # (1, T, L, 3, S, S)
+        except ClipError as exc:
+            decoded.append(exc)
+    good = [d for d in decoded if not isinstance(d, ClipError)]
+    scores = []
+    if good:
+        stacked = torch.cat([d[3] for d in good])  # (clips, T, L, 3, S, S)
+        for start in range(0, len(stacked), engine.max_batch):
+            with engine.model_lock:
+                scores.append(probabilities(engine.model(stacked[start:start + engine.max_batch])))  # (n, K)
+        scores = list(np.concatenate(scores))
+    results = []
+    for d in decoded:
+        if isinstance(d, ClipError):
+            results.append(d)
+            continue
+        path, info, num_frames, _ = d
+        warning = truncation_warning(num_frames, info.declared)
+        results.append(ClipPrediction(source=str(path), scores=scores.pop(0), views="1x1", frames=num_frames,
+                                      fps=info.fps, windows=None, warning=warning))
+    return results
 
 
 def sliding_windows(engine, path: str | Path, *, window_seconds: float = 2.0, max_gap_s: float = 1.0,

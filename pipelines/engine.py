@@ -111,6 +111,7 @@ class EngineStats:
     segments_computed: int = 0
     cache_hits: int = 0
     streams: dict[str, StreamCounters] = field(default_factory=dict)
+    busy_s: float = 0.0  # time spent preprocessing and in the model (windows / busy_s: the windows/s it sustains)
 
 
 ResultCallback = Callable[[WindowResult], None]
@@ -205,7 +206,7 @@ class InferenceEngine:
         with self._cond:
             s = self._stats
             return EngineStats(s.batches, s.windows, s.segments_computed, s.cache_hits,
-                               {k: StreamCounters(**vars(v)) for k, v in s.streams.items()})
+                               {k: StreamCounters(**vars(v)) for k, v in s.streams.items()}, s.busy_s)
 
     # -- the engine thread -----------------------------------------------------------------
     def _take_batch(self) -> list[Window] | None:
@@ -264,11 +265,14 @@ class InferenceEngine:
     def run_windows(self, windows: Sequence[Window]) -> list[WindowResult]:
         """Run windows through the model now (in one batch), using and filling the cache."""
         with self.model_lock:
+            started = time.perf_counter()
             features, responses, computed, hits = self._segment_features(windows)
             stacked = torch.stack([torch.stack(f) for f in features])  # T x (C, h, w) per window -> (N, T, C, h, w)
             logits = self.model.forward_temporal(stacked).cpu()
+            busy = time.perf_counter() - started
         emitted = time.time()
         with self._cond:
+            self._stats.busy_s += busy
             self._stats.batches += 1
             self._stats.windows += len(windows)
             self._stats.segments_computed += computed

@@ -1,6 +1,6 @@
 """Typed settings: ``config.yaml`` -> ``yaml.safe_load`` -> dataclass defaults -> CLI overrides.
 
-Every setting lives in one of four sections (``model``, ``pipeline``, ``app``, ``train``).
+Every setting lives in one of five sections (``model``, ``pipeline``, ``app``, ``train``, ``cluster``).
 An unknown key or a value of the wrong type, outside its allowed choices or outside its
 declared range (every numeric field has one: ``field(metadata=_range(...))``; NaN and
 infinity are never allowed) raises :class:`ConfigError` naming the dotted key, the value
@@ -192,11 +192,37 @@ class TrainConfig:
 
 
 @dataclass
+class ClusterConfig:
+    """Cluster mode on Ray (``tdn cluster``, docs/cluster.md): cells, controller, HTTP front end."""
+
+    address: str | None = field(default=None, metadata=_flag(
+        "--address", "Ray cluster to join (e.g. 10.0.0.5:6379); none: start a local Ray"))
+    host: str = field(default="127.0.0.1", metadata=_flag(
+        "--frontend-host", "HTTP front end bind address; 0.0.0.0 only on a trusted network"))
+    port: int = field(default=8470, metadata=_flag("--frontend-port", "HTTP front end port", **_range(1, 65535)))
+    namespace: str = "tdn"  # Ray namespace of the controller, the cells and the Serve application
+    cells: int = field(default=0, metadata=_flag(
+        "--cells", "camera cells to start; 0: one per node", **_range(0, 4096)))
+    cell_cpus: float = field(default=1.0, metadata=_range(0, 1024))  # CPUs a cell reserves (1 per node: 1 cell each)
+    cell_gpus: float = field(default=0.0, metadata=_range(0, 64))  # GPUs a cell reserves (1: one cell per GPU)
+    torch_threads: int = field(default=1, metadata=_range(1, 1024))  # intra-op threads of a cell's model
+    cell_restarts: int = field(default=3, metadata=_range(0, 1000))  # times Ray restarts a crashed cell
+    health_interval_s: float = field(default=1.0, metadata=_positive(60))  # controller checks cells this often
+    health_timeout_s: float = field(default=10.0, metadata=_positive(600))  # a cell silent this long is dead
+    event_buffer: int = field(default=4096, metadata=_range(16, 1_000_000))  # events kept per cell and for /events
+    local_cpus: int = field(default=2, metadata=_range(1, 1024))  # CPUs of the local Ray that tdn cluster up starts
+    object_store_mb: int = field(default=200, metadata=_range(80, 1_000_000))  # its object store (frames stay out)
+    predict_batch: int = field(default=8, metadata=_range(1, 256))  # POST /predict clips batched in one go
+    predict_wait_ms: float = field(default=50.0, metadata=_range(0, 10_000))  # longest wait to fill that batch
+
+
+@dataclass
 class Config:
     model: ModelConfig = field(default_factory=ModelConfig)
     pipeline: PipelineConfig = field(default_factory=PipelineConfig)
     app: AppConfig = field(default_factory=AppConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
+    cluster: ClusterConfig = field(default_factory=ClusterConfig)
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)

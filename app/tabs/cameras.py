@@ -13,7 +13,8 @@ from tdn.config import Config
 SLOT_OUTPUTS = 4  # per camera slot: column, image, label panel, summary
 
 
-def build(host: ModelHost, config: Config, page: PageControls) -> None:
+def build(host: ModelHost, config: Config, page: PageControls, *, cluster_url: str | None = None) -> None:
+    """With ``cluster_url``, the tab also lists the cameras of that cluster's front end."""
     app_cfg = config.app
 
     def on_add(text: str, session: BrowserSession | None):
@@ -96,6 +97,10 @@ def build(host: ModelHost, config: Config, page: PageControls) -> None:
                 slot_outputs += [column, image, labels, summary]
                 remove_buttons.append(remove)
         refresh = gr.Timer(app_cfg.refresh_s)
+        if cluster_url is not None:
+            from app.cluster_view import cluster_panel  # plain HTTP to the cluster's front end
+
+            cluster_panel(cluster_url, app_cfg.refresh_s)
 
     add.click(on_add, [source, page.session], [source, message])
     source.submit(on_add, [source, page.session], [source, message])

@@ -91,6 +91,24 @@ def test_predict_clip_through_the_service(service, tmp_path):
     assert result.windows
 
 
+def test_clips_scored_together_equal_each_scored_alone(service, tmp_path):
+    """``predict_clips`` (the cluster's batched POST /predict) runs several clips' views in one batch:
+    the same scores as one at a time, and a bad file gives its error without stopping the others."""
+    from pipelines.clip import predict_clips
+    from tdn.video import ClipError
+
+    clips = [write_video(tmp_path / f"clip{i}.mp4", moving_square_frames(32 + 8 * i, width=96, height=72))
+             for i in range(2)]
+    bad = tmp_path / "bad.mp4"
+    bad.write_bytes(b"not a video at all")
+    results = predict_clips(service.engine, [clips[0], bad, clips[1]])
+    assert isinstance(results[1], ClipError) and "bad.mp4" in str(results[1])
+    for clip, together in zip(clips, (results[0], results[2])):
+        alone = service.predict_clip(clip, views="1x1")
+        np.testing.assert_allclose(together.scores, alone.scores, atol=1e-5)
+        assert together.frames == alone.frames and together.source == str(clip)
+
+
 @pytest.mark.slow
 def test_rtsp_predictions_resume_after_the_server_restarts(model):
     """Real loopback RTSP camera -> predictions; server down -> reconnecting; back -> predictions again."""

@@ -20,6 +20,17 @@ def command_parser(command: str) -> argparse.ArgumentParser:
     return parser
 
 
+def parser_actions(parser: argparse.ArgumentParser) -> list[argparse.Action]:
+    """The parser's actions and those of its subcommands (``tdn cluster up``...)."""
+    found = []
+    for action in parser._actions:
+        found.append(action)
+        if isinstance(action, argparse._SubParsersAction):
+            for sub in action.choices.values():
+                found += parser_actions(sub)
+    return found
+
+
 def test_each_setting_declares_a_flag_of_its_own():
     flags = [s.flag for s in SETTINGS.values() if s.flag]
     assert len(flags) == len(set(flags))
@@ -36,7 +47,7 @@ def test_choices_come_from_the_registry():
 
 @pytest.mark.parametrize("command", list(COMMANDS))
 def test_every_setting_flag_is_generated_from_its_field(command):
-    actions = [a for a in command_parser(command)._actions if a.dest in SETTINGS]
+    actions = [a for a in parser_actions(command_parser(command)) if a.dest in SETTINGS]
     assert actions or command in ("bench", "synth")
     for action in actions:
         s = SETTINGS[action.dest]

@@ -18,7 +18,10 @@ def test_overrides_win_and_are_typed(tmp_path):
 
 @pytest.mark.parametrize("text,message", [
     ("model:\n  segments: 8\n", "unknown config key 'model.segments'; allowed in 'model': weights,"),
-    ("modle:\n  arch: resnet50\n", "unknown config section 'modle'; allowed: model, pipeline, app, train"),
+    ("modle:\n  arch: resnet50\n", "unknown config section 'modle'; allowed: model, pipeline, app, train, cluster"),
+    ("cluster:\n  port: 0\n", "'cluster.port' must satisfy 1 <= port <= 65535"),
+    ("cluster:\n  health_timeout_s: 0\n", "'cluster.health_timeout_s' must satisfy 0 < health_timeout_s <= 600"),
+    ("cluster:\n  cels: 2\n", "unknown config key 'cluster.cels'; allowed in 'cluster': address,"),
     ("model:\n  arch: resnet3\n", "'model.arch' must be one of resnet18, resnet34, resnet50, resnet101"),
     ("model:\n  num_segments: eight\n", "'model.num_segments' must be an integer"),
     ("pipeline:\n  cache_segments: 1\n", "'pipeline.cache_segments' must be true or false"),

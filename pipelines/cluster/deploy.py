@@ -1,0 +1,54 @@
+"""Starting or joining Ray, and deploying the controller, its cells and the HTTP front end.
+
+A local Ray (``cluster.address`` null) runs on loopback with ``cluster.local_cpus`` CPUs, a small
+object store (``cluster.object_store_mb``: frames never go through it) and no dashboard.
+"""
+from __future__ import annotations
+
+import time
+
+import ray
+from ray import serve
+
+from pipelines.cluster.controller import CONTROLLER_NAME, controller_actor
+from pipelines.cluster.frontend import ClipScorer, FrontEnd
+from tdn.config import Config
+
+APP_NAME = "tdn"
+LOOPBACK = "127.0.0.1"
+
+
+def connect(config: Config) -> None:
+    """Join the Ray cluster at ``cluster.address``, or start a local one (loopback only)."""
+    c = config.cluster
+    if c.address is not None:
+        ray.init(address=c.address, namespace=c.namespace, log_to_driver=False)
+        return
+    ray.init(num_cpus=c.local_cpus, object_store_memory=c.object_store_mb * 2**20, include_dashboard=False,
+             _node_ip_address=LOOPBACK, namespace=c.namespace, log_to_driver=False)
+
+
+def deploy(config: Config, *, wait_cells_s: float = 300.0) -> str:
+    """Start (or find) the controller, wait until its first cell is up (at most ``wait_cells_s``),
+    and serve the front end on ``cluster.host:cluster.port``; returns the front end's URL."""
+    c = config.cluster
+    controller = controller_actor(config).remote(config)
+    ray.get(controller.start.remote())
+    deadline = time.monotonic() + wait_cells_s
+    while not any(cell["state"] == "up" for cell in ray.get(controller.cells.remote())):
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"no camera cell came up within {wait_cells_s:g} s; cells: "
+                               f"{ray.get(controller.cells.remote())}")
+        time.sleep(0.5)
+    serve.start(http_options={"host": c.host, "port": c.port}, proxy_location="HeadOnly")
+    serve.run(FrontEnd.bind(config, ClipScorer.bind(config)), name=APP_NAME, route_prefix="/", blocking=False)
+    return f"http://{c.host}:{c.port}"
+
+
+def undeploy(config: Config) -> None:
+    """Remove the front end and the controller (its cells go with it: the controller owns them)."""
+    serve.delete(APP_NAME)
+    try:
+        ray.kill(ray.get_actor(CONTROLLER_NAME, namespace=config.cluster.namespace), no_restart=True)
+    except ValueError:  # no controller
+        pass
