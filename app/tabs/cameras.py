@@ -14,7 +14,8 @@ from pipelines.masking import mask_credentials
 from pipelines.service import RecognitionService
 from tdn.config import Config
 
-OUTPUTS_PER_SLOT = 4  # column, image, summary, stop/start button
+OUTPUTS_PER_SLOT = 4  # column, image, summary, Stop/Start/Retry button
+ADD_SETTLE_S = 1.0  # how long adding a camera waits for it to go live or fail, to say which at once
 
 
 def _tile(camera: Camera, service: RecognitionService, stats: dict[str, StatsEvent], threshold: float,
@@ -52,13 +53,29 @@ def build(host: ModelHost, config: Config, page: PageControls) -> None:
         if camera.error:
             session.remove_camera(len(session.cameras) - 1)
             return gr.update(), gr.update(), f"⚠️ {mask_credentials(camera.error)}"
+        try:  # a refused connection, a 401 or a web page fails within this: say so next to the button
+            status = host.service.source(camera.stream_id).wait_for_state({"live", "failed"}, ADD_SETTLE_S)
+        except ValueError:  # the model was reloaded meanwhile: the tile shows how it goes
+            return "", "", f"added {camera.name}"
+        if status.state == "failed":
+            return "", "", f"⚠️ added {camera.name}, but it failed: {status.detail}"
         return "", "", f"added {camera.name}"
 
-    def on_stop_or_start(session: BrowserSession | None, slot: int):
-        """Stop a running camera (keeping its newest frame to show greyed) or start a stopped one."""
+    def action(camera: Camera, stats: dict[str, StatsEvent]) -> str:
+        """What the tile's button does now: Start a stopped camera, Retry a failed one, else Stop."""
+        if camera.stopped:
+            return "Start"
+        failed = camera.error is not None or (camera.stream_id in stats and stats[camera.stream_id].state == "failed")
+        return "Retry" if failed else "Stop"
+
+    def on_button(session: BrowserSession | None, slot: int):
+        """Stop a running camera (keeping its newest frame to show greyed), start a stopped one, or
+        open a failed one again."""
         if session is None or slot >= len(session.cameras):
             return gr.skip()
         camera = session.cameras[slot]
+        if action(camera, host.service.stats()) == "Retry":
+            session.stop_camera(slot)
         if camera.stopped:
             session.start_camera(slot)
             return gr.update(value="Stop")
@@ -90,7 +107,7 @@ def build(host: ModelHost, config: Config, page: PageControls) -> None:
                 updates += [gr.skip()] * OUTPUTS_PER_SLOT
                 continue
             updates += [gr.update(visible=True), gr.update(value=image), gr.update(value=f"### {camera.name}\n{summary}"),
-                        gr.update(value="Start" if camera.stopped else "Stop")]
+                        gr.update(value=action(camera, stats))]
         return updates
 
     with gr.Tab("Cameras", elem_id="tab-cameras"):
@@ -120,6 +137,6 @@ def build(host: ModelHost, config: Config, page: PageControls) -> None:
     source.submit(on_add, [source, name, page.session], [source, name, message])
     for slot, (remove, toggle) in enumerate(zip(remove_buttons, toggle_buttons)):
         remove.click(lambda s, slot=slot: s and s.remove_camera(slot), page.session, None)
-        toggle.click(lambda s, slot=slot: on_stop_or_start(s, slot), page.session, toggle)
+        toggle.click(lambda s, slot=slot: on_button(s, slot), page.session, toggle)
     refresh.tick(slots, [page.session, page.threshold, page.heatmap], slot_outputs, show_progress="hidden",
                  concurrency_limit=None)
