@@ -88,10 +88,8 @@ def default_camera_name(spec: int | str) -> str:
     """
     if camera_index(spec) is not None:
         return describe_source(spec)
-    parts = urlsplit(str(spec))
-    host = f"[{parts.hostname}]" if ":" in (parts.hostname or "") else parts.hostname or ""
-    port = f":{parts.port}" if parts.port is not None else ""
-    return mask_credentials(f"{host}{port}{parts.path.rstrip('/')}")
+    parts = urlsplit(mask_credentials(str(spec)))  # masked first: it finds userinfo however it is written
+    return f"{parts.netloc.rpartition('@')[2]}{parts.path.rstrip('/')}"
 
 
 def resolve_auth(configured: str | None, environ: dict[str, str] | None = None) -> tuple[str, str] | None:

@@ -356,7 +356,8 @@ class RecognitionService:
         live = status.state == "live"
         return StatsEvent(
             stream=s.source.stream_id, time=now, state=status.state, detail=status.detail,
-            fps=source_stats.fps if live else 0.0, prediction_rate=recent_rate(emitted, now) if live else 0.0,
+            fps=source_stats.fps if live else 0.0,
+            prediction_rate=recent_rate(emitted, now - emitted[-1]) if live and emitted else 0.0,
             latency_ms_p50=float(np.percentile(latencies, 50)) if latencies else None,
             latency_ms_p95=float(np.percentile(latencies, 95)) if latencies else None,
             predictions=predictions, dropped_windows=s.scheduler.skipped + (counters.dropped if counters else 0),

@@ -40,7 +40,7 @@ import traceback
 import urllib.request
 from collections import deque
 from pathlib import Path
-from typing import Callable, Collection
+from typing import Callable, Collection, Sequence
 from urllib.parse import urlsplit
 
 import av
@@ -62,19 +62,19 @@ _BACKLOG_MAX_S = 2.0  # most video (s at the nominal rate) skipped as backlog af
 MAX_CAMERA_INDEX = 63  # OpenCV reads indices of 100 and more as a backend id plus an index
 MAX_URL_LENGTH = 4096  # FFmpeg's own limit (MAX_URL_SIZE); longer URLs would be cut short
 _CAMERA_SPEC = re.compile(r"[+-]?[0-9]+")
-STALE_AFTER_S = 1.0  # a rate whose newest event is older than this counts the silence since (it decays)
+STALE_AFTER_S = 1.0  # a rate silent for longer than this counts the silence too (it decays)
 _PROBE_TIMEOUT_S = 2.0  # the look at an HTTP answer FFmpeg could not read as video
 
 
-def recent_rate(times: Collection[float], now: float) -> float:
-    """Events per second over ascending unix ``times`` (the recent ones); when the newest is more
-    than :data:`STALE_AFTER_S` before ``now``, the silence since counts too, so a rate falls
-    towards 0 once events stop instead of repeating the last figure."""
+def recent_rate(times: Sequence[float], silent_s: float) -> float:
+    """Events per second over the ascending ``times`` (s) of the recent events; once no event has
+    come for ``silent_s`` > :data:`STALE_AFTER_S` seconds (by the wall clock: ``times`` may be
+    a file's or a pusher's own), the silence counts too, so the rate falls towards 0 when events
+    stop instead of repeating the last figure."""
     if len(times) < 2:
         return 0.0
-    first, last = times[0], times[-1]
-    end = now if now - last > STALE_AFTER_S else last
-    return (len(times) - 1) / (end - first) if end > first else 0.0
+    span = times[-1] - times[0] + (silent_s if silent_s > STALE_AFTER_S else 0.0)
+    return (len(times) - 1) / span if span > 0 else 0.0
 
 
 def prepare_image(image: np.ndarray, *, bgr: bool, max_side: int | None) -> np.ndarray:
@@ -121,6 +121,7 @@ class Source:
         self._outages = 0
         self._outage_total_s = 0.0  # outages that ended
         self._outage_from: float | None = None  # newest frame before the current outage (unix s)
+        self._delivered_at = -math.inf  # when the newest frame was delivered (time.monotonic)
         self._stop_timeout_s = 10.0  # a blocked open/read returns within this
 
     # ---- lifecycle -------------------------------------------------------------------------
@@ -168,13 +169,12 @@ class Source:
             return self._status
 
     def stats(self) -> SourceStats:
-        now = time.time()
         with self._deliver_lock:
-            recent = list(self._recent_t)
-            current = None if self._outage_from is None else max(0.0, now - self._outage_from)
+            recent, silent_s = list(self._recent_t), time.monotonic() - self._delivered_at
+            current = None if self._outage_from is None else max(0.0, time.time() - self._outage_from)
             outages, outage_s = self._outages, self._outage_total_s + (current or 0.0)
         return SourceStats(frames_read=self._frames_read, dropped=self._dropped, reconnects=self._reconnects,
-                           fps=recent_rate(recent, now), outages=outages, outage_s=outage_s,
+                           fps=recent_rate(recent, silent_s), outages=outages, outage_s=outage_s,
                            current_outage_s=current)
 
     def _outage_began(self) -> None:
@@ -213,6 +213,7 @@ class Source:
                 self._outage_from = None
             self._last_t = t
             self._recent_t.append(t)
+            self._delivered_at = time.monotonic()
             self.buffer.append(frame)
         return frame
 

@@ -143,6 +143,8 @@ def test_camera_states_outage_and_stop_are_shown_as_they_are(browser, weights):
             info.get_by_text(re.compile(r"down for \d+\.\d s now")).wait_for()
             text = info.inner_text()
             assert "fps" not in text and "predictions/s" not in text and not any(label in text for label in LABELS)
+            down = host.service.stats()[stream]
+            assert down.fps == 0 and down.prediction_rate == 0 and down.outages == 1, down
             screenshot(page, "live_camera_reconnecting.png")
             wait_until(lambda: (host.service.stats()[stream].current_outage_s or 0) >= OUTAGE_S, "a long outage")
             server.start()

@@ -41,6 +41,7 @@ def test_camera_names_default_to_host_and_path_without_credentials():
     assert default_camera_name("rtsp://viewer:s3cret@127.0.0.1:8554/test") == "127.0.0.1:8554/test"
     assert default_camera_name("http://cam.local/video.mjpg?user=a&password=b#x") == "cam.local/video.mjpg"
     assert default_camera_name("rtsp://[::1]:554/live/") == "[::1]:554/live"
+    assert default_camera_name("rtsp://admin:pa/ss w@rd@127.0.0.1:8554/x") == "127.0.0.1:8554/x"
     assert default_camera_name(2) == "camera 2"
     assert parse_camera_name("  hall   door ") == "hall door" and parse_camera_name("") is None
     assert parse_camera_name("rtsp://u:pw@cam/x") == "rtsp://***@cam/x"
