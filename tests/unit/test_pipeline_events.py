@@ -10,6 +10,7 @@ import torch
 from pipelines.events import (EVENT_KINDS, EVENT_SCHEMAS, ErrorEvent, LabelChangeEvent, PredictionEvent, StatsEvent,
                               StatusEvent, schema_document)
 from pipelines.postprocess import PostProcessor, probabilities
+from pipelines.sinks import event_text
 from pipelines.types import Frame, SourceStatus, Window
 from schema_check import assert_valid, schema_errors, strict_json
 from tdn.config import REPO_ROOT
@@ -48,6 +49,8 @@ def test_every_event_kind_serialises_to_strict_json_that_its_schema_accepts():
     assert status == {"event": "status", "stream": "cam", "status": "reconnecting", "detail": "lost rtsp://***@cam/x"}
     assert stats["latency_ms_p50"] is None and stats["reconnects"] == 1 and "detail" not in stats
     assert (stats["outages"], stats["outage_s"], stats["current_outage_s"]) == (2, 7.25, 2.0)
+    assert event_text(stats).endswith("10 frames, 2 outages (7.2 s without frames)")
+    assert "outages" not in event_text({**stats, "outages": 0, "outage_s": 0.0})
     assert error == {"event": "error", "stream": "cam", "time": 102.0,
                      "detail": "the model produced 2 non-finite scores (NaN or inf) of 2"}
     assert {e.kind for e in sample_events()} == set(EVENT_KINDS) == set(EVENT_SCHEMAS)
