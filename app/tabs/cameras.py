@@ -87,7 +87,7 @@ def build(host: ModelHost, config: Config, page: PageControls) -> None:
         return gr.update(value="Start")
 
     def slots(session: BrowserSession | None, threshold: float, heatmap: str) -> list:
-        """Per slot: (visible column, image, summary, Stop/Start label) for ``app.max_cameras`` slots."""
+        """Per slot: (visible column, image, summary, button label) for ``app.max_cameras`` slots."""
         cameras = session.live_cameras() if session is not None else []
         if not cameras and (session is None or not session.camera_slots_shown):
             return [gr.skip()] * (OUTPUTS_PER_SLOT * app_cfg.max_cameras)  # nothing shown, nothing to show
