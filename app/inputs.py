@@ -5,6 +5,8 @@ everything a user types or picks is narrowed here:
 
 - camera sources: a device index or a stream URL (``rtsp://``, ``http(s)://``, ...), never a
   file path (the pipeline itself would open files; :func:`parse_camera_source` refuses them);
+  camera names: short printable text (:func:`parse_camera_name`), by default the source's host
+  and path (:func:`default_camera_name`);
 - weights and label files: only files inside ``weights/`` (:func:`resolve_in_weights`);
 - uploads: only files Gradio stored in its upload folder, of a video type, under the size limit
   (:func:`check_upload`);
@@ -15,9 +17,10 @@ from __future__ import annotations
 import os
 import unicodedata
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from pipelines.masking import mask_credentials
-from pipelines.sources import STREAM_SCHEMES, camera_index, check_stream_url
+from pipelines.sources import STREAM_SCHEMES, camera_index, check_stream_url, describe_source
 from tdn.config import REPO_ROOT
 from tdn.video import ClipError, check_clip_file
 
@@ -27,6 +30,7 @@ WEIGHT_SUFFIXES = (".pt", ".pth", ".pth.tar", ".tar")
 VIDEO_SUFFIXES = (".mp4", ".m4v", ".mov", ".avi", ".mkv", ".webm", ".mpg", ".mpeg", ".ogv", ".y4m")
 AUTH_ENV = "TDN_APP_AUTH"
 MAX_SOURCE_CHARS = 2048  # longest camera source accepted
+MAX_NAME_CHARS = 60  # longest camera name accepted
 
 
 def parse_camera_source(text: str) -> int | str:
@@ -42,7 +46,7 @@ def parse_camera_source(text: str) -> int | str:
         raise ValueError("enter a camera: a device index such as 0, or a stream URL such as rtsp://host:554/path")
     if len(text) > MAX_SOURCE_CHARS:
         raise ValueError(f"the camera source is {len(text)} characters long; at most {MAX_SOURCE_CHARS} are accepted")
-    if any(unicodedata.category(c) in ("Cc", "Cf") and not c.isspace() for c in text):
+    if _has_control_characters(text):
         raise ValueError("the camera source contains control characters; type a device index or a stream URL")
     index = camera_index(text)
     if index is not None:
@@ -53,6 +57,39 @@ def parse_camera_source(text: str) -> int | str:
                          f"starting with {', '.join(s + '://' for s in STREAM_SCHEMES)} (files cannot be opened here; "
                          "use the Clip tab to upload a video)")
     return check_stream_url(text)
+
+
+def _has_control_characters(text: str) -> bool:
+    return any(unicodedata.category(c) in ("Cc", "Cf") and not c.isspace() for c in text)
+
+
+def parse_camera_name(text: str | None) -> str | None:
+    """A name a person gave a camera (trimmed, credentials masked), None when left empty.
+
+    >>> parse_camera_name("  hall door ") , parse_camera_name("")
+    ('hall door', None)
+    """
+    text = " ".join((text or "").split())
+    if not text:
+        return None
+    if len(text) > MAX_NAME_CHARS:
+        raise ValueError(f"the camera name is {len(text)} characters long; at most {MAX_NAME_CHARS} are accepted")
+    if _has_control_characters(text):
+        raise ValueError("the camera name contains control characters")
+    return mask_credentials(text)
+
+
+def default_camera_name(spec: int | str) -> str:
+    """How a camera is named unless a person names it: ``camera N`` for a device, else the URL's
+    host, port and path; never its user name, password, query or fragment.
+
+    >>> default_camera_name("rtsp://admin:pw@10.0.0.2:554/stream1?token=x")
+    '10.0.0.2:554/stream1'
+    """
+    if camera_index(spec) is not None:
+        return describe_source(spec)
+    parts = urlsplit(mask_credentials(str(spec)))  # masked first: it finds userinfo however it is written
+    return f"{parts.netloc.rpartition('@')[2]}{parts.path.rstrip('/')}"
 
 
 def resolve_auth(configured: str | None, environ: dict[str, str] | None = None) -> tuple[str, str] | None:

@@ -20,8 +20,10 @@ import time
 import uuid
 from typing import Callable
 
+import numpy as np
+
+from app.inputs import default_camera_name
 from pipelines.service import RecognitionService
-from pipelines.sources import describe_source
 from tdn.config import Config
 
 log = logging.getLogger(__name__)
@@ -119,12 +121,16 @@ class ModelHost:
 
 @dataclasses.dataclass
 class Camera:
+    """One camera of a tab. ``stopped``: the user stopped it (no stream until started again);
+    ``last_frame``: its newest frame when it stopped, shown greyed."""
     spec: int | str  # what the user entered (may hold credentials: never shown)
-    name: str  # masked, for display
+    name: str  # given by the user or the default (no credentials), unique in the tab
     stream_id: str | None = None
     generation: int = -1
     error: str | None = None
     loop: bool | None = None  # files only (the demo stream): restart at the end; None: pipeline.file_loop
+    stopped: bool = False
+    last_frame: np.ndarray | None = None
 
 
 class BrowserSession:
@@ -175,16 +181,43 @@ class BrowserSession:
 
     # -- cameras -------------------------------------------------------------------------
     def add_camera(self, spec: int | str, *, name: str | None = None, loop: bool | None = None) -> Camera:
-        """Open ``spec`` (already checked by :func:`app.inputs.parse_camera_source`, or a file the
-        server chose, with ``name`` and ``loop``); a source that cannot be opened comes back with
-        ``error`` set, the limits raise :class:`StreamLimitError`."""
+        """Open ``spec`` (already checked by :func:`app.inputs.parse_camera_source`) as ``name``
+        (checked by :func:`app.inputs.parse_camera_name`; default :func:`~app.inputs.default_camera_name`;
+        `` #2``, `` #3``, ... added when the tab has a camera of that name); a source that
+        cannot be opened comes back with ``error`` set; ``loop``:
+        files only (the demo stream), the limits raise :class:`StreamLimitError`."""
         with self._lock:
             if len(self.cameras) >= self.max_cameras:
                 raise ValueError(f"at most {self.max_cameras} cameras per session (app.max_cameras); remove one first")
-            camera = Camera(spec=spec, name=name or describe_source(spec), loop=loop)
+            wanted, taken, n = name or default_camera_name(spec), {c.name for c in self.cameras}, 2
+            name = wanted
+            while name in taken:
+                name, n = f"{wanted} #{n}", n + 1
+            camera = Camera(spec=spec, name=name, loop=loop)
             self._open(camera)
             self.cameras.append(camera)
             return camera
+
+    def stop_camera(self, index: int, last_frame: np.ndarray | None = None) -> None:
+        """Close camera ``index``'s stream and keep it (and ``last_frame``) until started again."""
+        with self._lock:
+            if not 0 <= index < len(self.cameras):
+                return
+            camera = self.cameras[index]
+            camera.stopped, camera.last_frame, camera.error = True, last_frame, None
+            self._close(camera)
+
+    def start_camera(self, index: int) -> None:
+        """Open a stopped camera again (errors and limits end up in its ``error``)."""
+        with self._lock:
+            if not 0 <= index < len(self.cameras) or not self.cameras[index].stopped:
+                return
+            camera = self.cameras[index]
+            camera.stopped, camera.last_frame = False, None
+            try:
+                self._open(camera)
+            except StreamLimitError as exc:
+                camera.error = f"waiting for a free stream: {exc}"
 
     def remove_camera(self, index: int) -> None:
         with self._lock:
@@ -199,7 +232,7 @@ class BrowserSession:
         with self._lock:
             self.seen = time.monotonic()
             for camera in self.cameras:
-                if camera.generation != self.host.generation:
+                if camera.generation != self.host.generation and not camera.stopped:
                     try:
                         self._open(camera)
                     except StreamLimitError as exc:
@@ -231,8 +264,9 @@ class BrowserSession:
         if now - self.seen > idle_s:
             with self._lock:
                 for camera in self.cameras:
-                    self._close(camera)
-                    camera.generation, camera.error = -1, "closed while the page was away"
+                    if not camera.stopped:
+                        self._close(camera)
+                        camera.generation, camera.error = -1, "closed while the page was away"
 
     def close(self) -> None:
         """Remove every stream of this tab (called when the tab closes or its state expires)."""

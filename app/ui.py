@@ -15,7 +15,7 @@ import gradio as gr
 from starlette.middleware import Middleware
 
 from app import views
-from app.login import LoginRateLimit, LoginThrottle
+from app.login import LoginRateLimit, LoginThrottle, login_page_message
 from app.sessions import BrowserSession, ModelHost
 from app.tabs import PageControls, cameras, clip, model, webcam
 from pipelines.overlay import HEATMAP_OPACITY
@@ -30,6 +30,7 @@ APP_CSS = """
   .gradio-container { padding-left: 6px !important; padding-right: 6px !important; }
 }
 """
+APP_TITLE = "TDN live action recognition"
 
 
 def build_ui(host: ModelHost, config: Config, *, cluster_url: str | None = None) -> gr.Blocks:
@@ -56,10 +57,10 @@ def build_ui(host: ModelHost, config: Config, *, cluster_url: str | None = None)
                 sessions.pop(key, None)
             session.close()
 
-    with gr.Blocks(title="TDN live action recognition", analytics_enabled=False,
+    with gr.Blocks(title=APP_TITLE, analytics_enabled=False,
                    delete_cache=(CACHE_MAX_AGE_S, CACHE_MAX_AGE_S)) as demo:
         session = gr.State(None, delete_callback=forget_session)
-        gr.Markdown("# TDN live action recognition")
+        gr.Markdown(f"# {APP_TITLE}")
         intro = gr.Markdown(model.intro(host), elem_id="intro")
         with gr.Accordion("About this model", open=False, elem_id="model-card"):
             about = gr.Markdown(model.about(host), elem_id="model-about")
@@ -95,6 +96,7 @@ def launch(config: Config, *, auth: tuple[str, str] | None = None, prevent_threa
     throttle = login_throttle if login_throttle is not None else LoginThrottle()
     middleware = [Middleware(LoginRateLimit, throttle=throttle)] if auth else []
     demo.launch(server_name=config.app.host, server_port=config.app.port, auth=auth,
+                auth_message=login_page_message(APP_TITLE, throttle.base_delay_s),
                 max_file_size=f"{config.app.max_upload_mb}mb", prevent_thread_lock=prevent_thread_lock,
                 show_error=True, quiet=quiet, app_kwargs={"middleware": middleware}, css=APP_CSS)
     if not prevent_thread_lock:

@@ -25,6 +25,10 @@ from tdn.transforms import PreprocessSpec
 HEATMAP_CHOICES = [("off", "none"), ("RGB differences", "rgb"), ("S-TDM response", "stdm")]
 TIMELINE_CLASSES = 5  # classes drawn in the clip timeline
 DISPLAY_MIN_WIDTH = 480  # smaller frames are enlarged before overlays are drawn
+# a stream's state as a chip: the source states, with "ended" shown as "stopped"
+CHIP_COLOURS = {"connecting": "#b7791f", "live": "#2f855a", "reconnecting": "#c05621", "failed": "#c53030",
+                "stopped": "#718096"}
+STALE_DIMMING = 0.45  # brightness kept by a stopped or lost stream's last frame (greyed, then dimmed)
 
 
 def for_display(frame: np.ndarray, min_width: int = DISPLAY_MIN_WIDTH) -> np.ndarray:
@@ -74,23 +78,63 @@ def heatmap_legend_html() -> str:
             '<span>most change</span></div>')
 
 
+def stale_view(frame: np.ndarray, note: str) -> np.ndarray:
+    """The last frame of a stream that is stopped or down: grey, dimmed and titled ``note``, so it
+    cannot pass for a live picture (no label, no heat map)."""
+    shown = for_display(frame)
+    grey = cv2.cvtColor(cv2.cvtColor(shown, cv2.COLOR_RGB2GRAY), cv2.COLOR_GRAY2RGB)
+    return annotate((grey * STALE_DIMMING).astype(np.uint8), [], title=note)
+
+
+def chip_state(state: str) -> str:
+    """The chip a source state shows as: the state itself, ``"ended"`` as ``"stopped"``."""
+    return "stopped" if state == "ended" else state
+
+
+def status_chip(state: str) -> str:
+    """A coloured pill naming a stream's state (HTML, for Markdown and HTML components):
+    connecting, live, reconnecting, failed or stopped (a source's ``"ended"`` included)."""
+    shown = chip_state(state)
+    if shown not in CHIP_COLOURS:
+        raise ValueError(f"no chip for state {state!r}; states: {', '.join(CHIP_COLOURS)}, ended")
+    return (f'<span class="status-chip status-chip-{shown}" style="background:{CHIP_COLOURS[shown]};color:#fff;'
+            f'border-radius:999px;padding:1px 10px;font-weight:600;white-space:nowrap">● {shown}</span>')
+
+
 def _fmt_ms(value: float | None) -> str:
     return "-" if value is None else f"{value:.0f} ms"
 
 
+def outage_line(stats: StatsEvent) -> str:
+    """What outages a stream had ("" for none): how many, seconds without frames, the current one."""
+    if not stats.outages:
+        return ""
+    current = "" if stats.current_outage_s is None else f" · down for {stats.current_outage_s:.1f} s now"
+    plural = "" if stats.outages == 1 else "s"
+    return f"{stats.outages} outage{plural}, {stats.outage_s:.1f} s without frames{current}"
+
+
 def stream_summary(stats: StatsEvent | None, latest: PredictionEvent | None, threshold: float) -> str:
-    """One Markdown block: label, state, fps, prediction rate, latency, dropped windows."""
+    """One Markdown block: the state chip and detail; while live the label, fps, prediction rate,
+    latency and dropped windows; otherwise none of those (they would be stale); outages if any.
+    ``stats`` None: the stream is closed (stopped)."""
     if stats is None:
-        return "stream closed"
-    if latest is not None:
-        label = claimed_label(latest.prediction.topk, threshold)
-        head = f"**{label}**" if label else "*nothing above threshold*"
-    else:
-        head = "*no prediction*" if stats.state in FINAL_STATES else "*waiting for the first window*"
-    return (f"{head}  \n`{stats.state}` {stats.detail}  \n"
-            f"{stats.fps:.1f} fps · {stats.prediction_rate:.1f} predictions/s · "
-            f"latency p50 {_fmt_ms(stats.latency_ms_p50)} p95 {_fmt_ms(stats.latency_ms_p95)} · "
-            f"dropped windows {stats.dropped_windows}")
+        return f"{status_chip('stopped')} stream closed"
+    lines = [f"{status_chip(stats.state)} {stats.detail}"]
+    if stats.state == "live":
+        if latest is not None:
+            label = claimed_label(latest.prediction.topk, threshold)
+            lines.insert(0, f"**{label}**" if label else "*nothing above threshold*")
+        else:
+            lines.insert(0, "*waiting for the first window*")
+        lines.append(f"{stats.fps:.1f} fps · {stats.prediction_rate:.1f} predictions/s · "
+                     f"latency p50 {_fmt_ms(stats.latency_ms_p50)} p95 {_fmt_ms(stats.latency_ms_p95)} · "
+                     f"dropped windows {stats.dropped_windows}")
+    elif stats.state not in FINAL_STATES and stats.frames_read:
+        lines.insert(0, "*no label while the stream is down*")
+    if outages := outage_line(stats):
+        lines.append(outages)
+    return "  \n".join(lines)
 
 
 def topk_scores(scores: np.ndarray, labels: list[str] | None, k: int) -> dict[str, float]:

@@ -88,10 +88,14 @@ class StatusEvent:
 @dataclass(frozen=True)
 class StatsEvent:
     """Figures for one stream at ``time`` (unix s). state/detail: its source's status; fps: capture
-    rate; prediction_rate: predictions/s recently; latency_ms_p50/p95 over the recent predictions
-    (None before the first); dropped_windows: windows skipped by the scheduler (polled late) or
-    replaced in the engine (inference behind); frames_evicted: frames that left the rolling buffer;
-    reconnects: outages recovered from. Counts are since the stream started. JSON leaves out ``detail``.
+    rate; prediction_rate: predictions/s recently (both fall once frames or predictions stop, and
+    are 0 unless ``state`` is ``live``); latency_ms_p50/p95 over the recent predictions (None before
+    the first); dropped_windows: windows skipped by the scheduler (polled late) or replaced in the
+    engine (inference behind), never windows that could not exist because frames stopped;
+    frames_evicted: frames that left the rolling buffer; reconnects: outages recovered from;
+    outages: times the stream was lost (the current one included); outage_s: seconds without frames
+    in them; current_outage_s: the current outage so far (None while frames flow). Counts are since
+    the stream started. JSON leaves out ``detail``.
     """
 
     kind: ClassVar[str] = "stats"
@@ -108,13 +112,18 @@ class StatsEvent:
     frames_read: int
     frames_evicted: int
     reconnects: int
+    outages: int = 0
+    outage_s: float = 0.0
+    current_outage_s: float | None = None
 
     def to_json(self) -> dict:
         return {"event": self.kind, "stream": self.stream, "time": round(self.time, 6), "state": self.state,
                 "fps": round(self.fps, 3), "prediction_rate": round(self.prediction_rate, 3),
                 "latency_ms_p50": _ms(self.latency_ms_p50), "latency_ms_p95": _ms(self.latency_ms_p95),
                 "predictions": self.predictions, "dropped_windows": self.dropped_windows,
-                "frames_read": self.frames_read, "frames_evicted": self.frames_evicted, "reconnects": self.reconnects}
+                "frames_read": self.frames_read, "frames_evicted": self.frames_evicted, "reconnects": self.reconnects,
+                "outages": self.outages, "outage_s": round(self.outage_s, 3),
+                "current_outage_s": None if self.current_outage_s is None else round(self.current_outage_s, 3)}
 
 
 @dataclass(frozen=True)
@@ -175,15 +184,23 @@ EVENT_SCHEMAS: dict[str, dict] = {
         "stats", "a stream's figures, every pipeline.stats_interval_s",
         time={"type": "number", "description": "when the figures were taken, unix s"},
         state={"enum": list(SOURCE_STATES)},
-        fps={"type": "number", "minimum": 0, "description": "capture rate"},
-        prediction_rate={"type": "number", "minimum": 0, "description": "predictions/s recently"},
+        fps={"type": "number", "minimum": 0, "description": "capture rate; 0 unless state is live"},
+        prediction_rate={"type": "number", "minimum": 0,
+                         "description": "predictions/s recently; 0 unless state is live"},
         latency_ms_p50=_LATENCY,
         latency_ms_p95=_LATENCY,
         predictions=_COUNT,
-        dropped_windows={**_COUNT, "description": "windows skipped or replaced (latest wins)"},
+        dropped_windows={**_COUNT, "description": "windows skipped or replaced (latest wins); windows that never "
+                                                  "existed because frames stopped are not counted (see outages)"},
         frames_read=_COUNT,
         frames_evicted={**_COUNT, "description": "frames that left the rolling buffer"},
         reconnects={**_COUNT, "description": "outages recovered from"},
+        outages={**_COUNT, "description": "times the stream was lost, the current outage included"},
+        outage_s={"type": "number", "minimum": 0,
+                  "description": "seconds without frames in the outages, from the newest frame before each loss to "
+                                 "the first after it (the current one up to now)"},
+        current_outage_s={"type": ["number", "null"], "minimum": 0,
+                          "description": "seconds of the current outage so far; null while frames flow"},
     ),
     "error": _object(
         "error", "a window that could not become a prediction",

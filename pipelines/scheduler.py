@@ -11,7 +11,10 @@ float times), which makes ``(stream, centre)`` a key for per-segment feature cac
 The grid is anchored at the third frame (``neighbours`` frames after the first) so every
 segment has real left neighbours, and restarts the same way after a pause longer than
 ``max_gap_s`` between two captured frames (a stall or a reconnect): windows never mix frames
-from both sides of a gap, and the first window after it waits for T fresh centres.
+from both sides of a gap, and the first window after it waits for T fresh centres. A gap counts
+even when the frames before it have already left the buffer (an outage longer than the buffer
+holds): the newest time of the previous call stands in for them. Windows whose centres fell in
+a gap never existed, so they are not counted as skipped.
 
 Worked example: T = 4, ``window_seconds = 1.2`` (spacing 0.3 s), frames every 0.1 s from t = 0::
 
@@ -101,6 +104,7 @@ class WindowScheduler:
         self.last_k: int | None = None  # grid number of the newest centre of the last window
         self.skipped = 0  # windows passed over in total (latest wins)
         self.restarts = 0  # grid restarts after gaps
+        self._newest_seen: float | None = None  # newest time of the previous plan() call
         self._warned_short_buffer = False
 
     def reset(self) -> None:
@@ -115,7 +119,8 @@ class WindowScheduler:
         """The next window over ascending capture ``times`` (e.g. a buffer snapshot), or None."""
         if not times:
             return None
-        if not self._anchor_grid(times):
+        previous, self._newest_seen = self._newest_seen, times[-1]
+        if not self._anchor_grid(times, previous):
             return None
         k = math.floor((times[-1] - self.anchor) / self.spacing)
         while k >= 0 and segment_indices(times, self.centre(k), self.neighbours) is None:
@@ -142,9 +147,12 @@ class WindowScheduler:
         newest_t = frames[plan.indices[-1][-1]].t
         return Window(stream=stream, centres=plan.centres, frames=segments, newest_t=newest_t)
 
-    def _anchor_grid(self, times: Sequence[float]) -> bool:
-        """Restart the grid after a gap later than the anchor; anchor it if needed. False: not anchored yet."""
+    def _anchor_grid(self, times: Sequence[float], previous: float | None) -> bool:
+        """Restart the grid after a gap later than the anchor; anchor it if needed. ``previous``:
+        the newest time seen before ``times`` (a gap before ``times[0]`` counts). False: not anchored yet."""
         gap_ends = [i for i in range(1, len(times)) if times[i] - times[i - 1] > self.max_gap_s]
+        if previous is not None and times[0] - previous > self.max_gap_s:
+            gap_ends.insert(0, 0)  # the frames before this gap have left the buffer
         if self.anchor is not None and gap_ends and times[gap_ends[-1]] > self.anchor:
             self.reset()
             self.restarts += 1

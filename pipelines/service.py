@@ -39,7 +39,7 @@ from pipelines.events import (EVENT_KINDS, ErrorEvent, Event, LabelChangeEvent, 
 from pipelines.postprocess import NonFiniteScores, PostProcessor, as_json_topk, top_labels
 from pipelines.preprocess import create_preprocessor
 from pipelines.scheduler import WindowScheduler
-from pipelines.sources import PushSource, Source, describe_source, open_source
+from pipelines.sources import PushSource, Source, describe_source, open_source, recent_rate
 from pipelines.types import FINAL_STATES, Frame, SourceStatus
 from tdn.config import Config
 from tdn.transforms import PreprocessSpec
@@ -349,18 +349,21 @@ class RecognitionService:
 
     @staticmethod
     def _stats_event(s: _Stream, counters: StreamCounters | None) -> StatsEvent:
-        source_stats, status = s.source.stats(), s.source.status
+        """The stream's figures now; rates are 0 unless the source is ``live`` (nothing flows then)."""
+        source_stats, status, now = s.source.stats(), s.source.status, time.time()
         with s.lock:
             emitted, latencies, predictions = list(s.emitted), list(s.latencies), s.predictions
-        span = emitted[-1] - emitted[0] if len(emitted) > 1 else 0.0
+        live = status.state == "live"
         return StatsEvent(
-            stream=s.source.stream_id, time=time.time(), state=status.state, detail=status.detail,
-            fps=source_stats.fps, prediction_rate=(len(emitted) - 1) / span if span > 0 else 0.0,
+            stream=s.source.stream_id, time=now, state=status.state, detail=status.detail,
+            fps=source_stats.fps if live else 0.0,
+            prediction_rate=recent_rate(emitted, now - emitted[-1]) if live and emitted else 0.0,
             latency_ms_p50=float(np.percentile(latencies, 50)) if latencies else None,
             latency_ms_p95=float(np.percentile(latencies, 95)) if latencies else None,
             predictions=predictions, dropped_windows=s.scheduler.skipped + (counters.dropped if counters else 0),
             frames_read=source_stats.frames_read, frames_evicted=s.source.buffer.evicted,
-            reconnects=source_stats.reconnects,
+            reconnects=source_stats.reconnects, outages=source_stats.outages, outage_s=source_stats.outage_s,
+            current_outage_s=source_stats.current_outage_s,
         )
 
     # -- clips -------------------------------------------------------------------------------

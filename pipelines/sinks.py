@@ -36,7 +36,9 @@ def event_text(record: dict) -> str:
     if kind == "stats":
         return (f"{head} {record['state']}, {record['fps']:.1f} fps, {record['prediction_rate']:.1f} predictions/s, "
                 f"latency p50 {_ms(record['latency_ms_p50'])} / p95 {_ms(record['latency_ms_p95'])} ms, "
-                f"{record['dropped_windows']} dropped windows, {record['frames_read']} frames")
+                f"{record['dropped_windows']} dropped windows, {record['frames_read']} frames"
+                + (f", {record['outages']} outages ({record['outage_s']:.1f} s without frames)" if record["outages"]
+                   else ""))
     clock = time.strftime('%H:%M:%S', time.localtime(record['time']))
     if kind == "label_change":
         before, after = (record[key] or "(nothing above threshold)" for key in ("from", "to"))

@@ -7,7 +7,8 @@ buffer. Each source has a :class:`~pipelines.types.SourceStatus`:
 
 - camera / stream: ``connecting`` -> ``live`` (first frame) -> ``reconnecting`` -> ``live`` -> ...;
   opening is retried with exponential backoff until ``open_timeout_s`` has passed without a
-  frame, then ``failed`` with the reason of the last attempt (at once for 401/403); a stream lost
+  frame, then ``failed`` with the reason of the last attempt (at once for what retrying cannot
+  mend: 401/403, a refused connection, an HTTP answer that is not a video); a stream lost
   after it was live is retried for ever (``reconnect_initial_s`` doubling up to
   ``reconnect_max_s``; the delay only starts afresh after a session that lasted
   ``reconnect_max_s``) until :meth:`Source.stop`. Streams are read with PyAV (FFmpeg with
@@ -36,9 +37,10 @@ import socket
 import threading
 import time
 import traceback
+import urllib.request
 from collections import deque
 from pathlib import Path
-from typing import Callable, Collection
+from typing import Callable, Collection, Sequence
 from urllib.parse import urlsplit
 
 import av
@@ -60,6 +62,19 @@ _BACKLOG_MAX_S = 2.0  # most video (s at the nominal rate) skipped as backlog af
 MAX_CAMERA_INDEX = 63  # OpenCV reads indices of 100 and more as a backend id plus an index
 MAX_URL_LENGTH = 4096  # FFmpeg's own limit (MAX_URL_SIZE); longer URLs would be cut short
 _CAMERA_SPEC = re.compile(r"[+-]?[0-9]+")
+STALE_AFTER_S = 1.0  # a rate silent for longer than this counts the silence too (it decays)
+_PROBE_TIMEOUT_S = 2.0  # the look at an HTTP answer FFmpeg could not read as video
+
+
+def recent_rate(times: Sequence[float], silent_s: float) -> float:
+    """Events per second over the ascending ``times`` (s) of the recent events; once no event has
+    come for ``silent_s`` > :data:`STALE_AFTER_S` seconds (by the wall clock: ``times`` may be
+    a file's or a pusher's own), the silence counts too, so the rate falls towards 0 when events
+    stop instead of repeating the last figure."""
+    if len(times) < 2:
+        return 0.0
+    span = times[-1] - times[0] + (silent_s if silent_s > STALE_AFTER_S else 0.0)
+    return (len(times) - 1) / span if span > 0 else 0.0
 
 
 def prepare_image(image: np.ndarray, *, bgr: bool, max_side: int | None) -> np.ndarray:
@@ -103,6 +118,10 @@ class Source:
         self._reconnects = 0
         self._last_t = -math.inf
         self._recent_t: deque[float] = deque(maxlen=_FPS_WINDOW)
+        self._outages = 0
+        self._outage_total_s = 0.0  # outages that ended
+        self._outage_from: float | None = None  # newest frame before the current outage (unix s)
+        self._delivered_at = -math.inf  # when the newest frame was delivered (time.monotonic)
         self._stop_timeout_s = 10.0  # a blocked open/read returns within this
 
     # ---- lifecycle -------------------------------------------------------------------------
@@ -151,10 +170,19 @@ class Source:
 
     def stats(self) -> SourceStats:
         with self._deliver_lock:
-            recent = list(self._recent_t)
-        span = recent[-1] - recent[0] if len(recent) > 1 else 0.0
-        fps = (len(recent) - 1) / span if span > 0 else 0.0
-        return SourceStats(frames_read=self._frames_read, dropped=self._dropped, reconnects=self._reconnects, fps=fps)
+            recent, silent_s = list(self._recent_t), time.monotonic() - self._delivered_at
+            current = None if self._outage_from is None else max(0.0, time.time() - self._outage_from)
+            outages, outage_s = self._outages, self._outage_total_s + (current or 0.0)
+        return SourceStats(frames_read=self._frames_read, dropped=self._dropped, reconnects=self._reconnects,
+                           fps=recent_rate(recent, silent_s), outages=outages, outage_s=outage_s,
+                           current_outage_s=current)
+
+    def _outage_began(self) -> None:
+        """Frames stopped coming (the stream was lost): an outage since the newest frame."""
+        with self._deliver_lock:
+            if self._outage_from is None:
+                self._outages += 1
+                self._outage_from = self._last_t
 
     def _set_status(self, state: str, detail: str) -> None:
         status = SourceStatus(state, mask_credentials(detail), time.time())
@@ -180,8 +208,12 @@ class Source:
                 return None
             frame = Frame(image=rgb, t=t, index=self._frames_read)
             self._frames_read += 1
+            if self._outage_from is not None:  # the first frame after an outage ends it
+                self._outage_total_s += max(0.0, t - self._outage_from)
+                self._outage_from = None
             self._last_t = t
             self._recent_t.append(t)
+            self._delivered_at = time.monotonic()
             self.buffer.append(frame)
         return frame
 
@@ -227,8 +259,25 @@ def _resolves(host: str) -> bool:
     return True
 
 
+def _http_content_type(url: str) -> str | None:
+    """The ``Content-Type`` an HTTP(S) ``url`` answers with (credentials left out of the request),
+    None when it cannot be had within :data:`_PROBE_TIMEOUT_S`."""
+    parts = urlsplit(url)
+    if parts.scheme.lower() not in ("http", "https"):
+        return None
+    netloc = parts.netloc.rpartition("@")[2]
+    try:
+        with urllib.request.urlopen(parts._replace(netloc=netloc).geturl(), timeout=_PROBE_TIMEOUT_S) as answer:
+            kind = answer.headers.get_content_type()
+    except (OSError, ValueError):
+        return None
+    return kind
+
+
 def _open_failure(exc: av.FFmpegError, url: str, *, timed_out: bool, timeout_s: float) -> _OpenFailed:
-    """What FFmpeg's error from opening ``url`` means (``timed_out``: the open used up ``timeout_s``)."""
+    """What FFmpeg's error from opening ``url`` means (``timed_out``: the open used up ``timeout_s``).
+    Permanent (no retry while the source never was live): 401, 403, a refused connection, an HTTP
+    answer of a text type (a web page, JSON)."""
     if isinstance(exc, av.error.HTTPUnauthorizedError):
         return _OpenFailed("401 unauthorized: wrong or missing user name or password", permanent=True)
     if isinstance(exc, av.error.HTTPForbiddenError):
@@ -238,8 +287,11 @@ def _open_failure(exc: av.FFmpegError, url: str, *, timed_out: bool, timeout_s: 
     if timed_out or isinstance(exc, (av.error.ExitError, TimeoutError)):
         return _timed_out(timeout_s)
     if isinstance(exc, ConnectionRefusedError):
-        return _OpenFailed("connection refused: nothing listens on that port")
+        return _OpenFailed("connection refused: nothing listens on that port", permanent=True)
     if isinstance(exc, av.error.InvalidDataError):
+        kind = _http_content_type(url)
+        if kind is not None and (kind.startswith("text/") or kind in ("application/json", "application/xml")):
+            return _OpenFailed(f"not a video: the server answers with {kind}", permanent=True)
         return _OpenFailed("not a video: the server's answer is invalid data for FFmpeg")
     if isinstance(exc, (EOFError, ConnectionResetError)):
         return _OpenFailed("the server closed the connection without sending video")
@@ -440,6 +492,7 @@ class LiveSource(Source):
             if time.monotonic() - opened_at >= self.reconnect_max_s:
                 delay = self.reconnect_initial_s  # it ran well for a while: back off afresh
             if self._frames_read > 0:
+                self._outage_began()
                 self._set_status("reconnecting", f"lost {self.name} ({capture.lost_reason}); retrying every "
                                  f"{self.reconnect_initial_s:g} s doubling up to {self.reconnect_max_s:g} s")
             else:

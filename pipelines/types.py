@@ -73,10 +73,17 @@ class SourceStats:
        right after it (re)connects; pushed frames not newer than the previous one). Evictions
        from the rolling buffer are counted by the buffer, not here.
     reconnects: times a lost stream was reopened.
-    fps: capture rate over the last 32 frames (by their capture times).
+    fps: capture rate over the last 32 frames (by their capture times), falling once frames stop
+       (:func:`~pipelines.sources.recent_rate`).
+    outages: times the stream was lost (the current outage included); outage_s: seconds without
+       frames in them, from the newest frame before each loss to the first after it (the current
+       one up to now); current_outage_s: the current outage's seconds so far, None while frames flow.
     """
 
     frames_read: int
     dropped: int
     reconnects: int
     fps: float
+    outages: int = 0
+    outage_s: float = 0.0
+    current_outage_s: float | None = None

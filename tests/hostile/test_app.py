@@ -190,7 +190,8 @@ def served(tiny_weights):
     clock = ManualClock()
     cfg = tiny_config(tiny_weights, **{"app.port": free_port()})
     demo, host = launch(cfg, auth=("viewer", "pw-123"), prevent_thread_lock=True, quiet=True,
-                        login_throttle=LoginThrottle(clock=clock))
+                        login_throttle=LoginThrottle(clock=clock, max_hold_s=0))  # refusals only: held
+    # attempts wait on the event loop's real clock (tests/integration/test_app_login_browser.py)
     try:
         yield f"http://127.0.0.1:{cfg.app.port}", clock
     finally:

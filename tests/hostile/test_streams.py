@@ -79,7 +79,7 @@ def outcome(url: str, config: PipelineConfig = BAD):
     ("garbage", "http", "last attempt: timed out: no valid answer within "),
     ("close", "rtsp", "not a video"),
     ("close", "http", "the server closed the connection without sending video"),
-    ("html", "http", "not a video"),
+    ("html", "http", "not a video: the server answers with text/html"),
     ("html", "rtsp", "not a video"),
     ("empty", "http", "not a video"),
     ("unauthorized", "http", "401 unauthorized"),
@@ -116,10 +116,19 @@ def test_rtsp_wrong_password_is_401_and_masked(good):
 
 
 @pytest.mark.parametrize("scheme", ["rtsp", "http"])
-def test_refused_port(good, scheme):
+def test_refused_port_fails_at_once(good, scheme):
+    """Nothing listens: retrying cannot help a source that never was live, so it fails at the first
+    attempt (it used to sit in ``connecting`` for the whole ``open_timeout_s``). A retry would
+    come ``reconnect_initial_s`` (5 s) after the first attempt, so failing sooner means none."""
+    url = f"{scheme}://127.0.0.1:{free_port()}/x"
+    config = PipelineConfig(open_timeout_s=10.0, reconnect_initial_s=5.0, reconnect_max_s=8.0)
     with still_delivering(good):
-        status = outcome(f"{scheme}://127.0.0.1:{free_port()}/x")
-    assert status.state == "failed" and "last attempt: connection refused" in status.detail, status.detail
+        started = time.monotonic()
+        status = outcome(url, config)
+        took = time.monotonic() - started
+    assert status.state == "failed" and status.detail == f"cannot open {url}: connection refused: nothing listens " \
+                                                         "on that port", status.detail
+    assert took < config.reconnect_initial_s, f"the refusal took {took:.1f} s to report: it was retried"
 
 
 def test_unresolvable_host(good):

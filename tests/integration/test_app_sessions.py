@@ -49,6 +49,32 @@ def test_camera_limit_and_removal(host):
     assert session.cameras == [] and camera.stream_id not in host.service.streams()
 
 
+def test_cameras_differing_only_in_user_name_get_distinct_names_without_credentials(host):
+    session = BrowserSession(host, max_cameras=3)
+    port = free_port()
+    first = session.add_camera(f"rtsp://alice:pw1@127.0.0.1:{port}/cam")
+    second = session.add_camera(f"rtsp://bob:pw2@127.0.0.1:{port}/cam")
+    named = session.add_camera(f"rtsp://carol:pw3@127.0.0.1:{port}/cam", "hall door")
+    assert [c.name for c in session.cameras] == [f"127.0.0.1:{port}/cam", f"127.0.0.1:{port}/cam #2", "hall door"]
+    assert len({first.stream_id, second.stream_id, named.stream_id}) == 3
+    shown = " ".join([c.name for c in session.cameras] + host.service.streams())
+    assert not any(secret in shown for secret in ("alice", "bob", "carol", "pw1", "pw2", "pw3"))
+    session.close()
+
+
+def test_a_stopped_camera_keeps_its_tile_and_frame_until_started_again(host):
+    session = BrowserSession(host, max_cameras=1)
+    camera = session.add_camera(f"rtsp://127.0.0.1:{free_port()}/none")
+    stream = camera.stream_id
+    last = np.zeros((48, 64, 3), np.uint8)
+    session.stop_camera(0, last)
+    assert camera.stopped and camera.last_frame is last and stream not in host.service.streams()
+    assert session.live_cameras() == [camera] and camera.stream_id is None  # a refresh does not re-open it
+    session.start_camera(0)
+    assert not camera.stopped and camera.last_frame is None and camera.stream_id in host.service.streams()
+    session.close()
+
+
 def test_reloading_the_model_swaps_the_service_and_sessions_reattach(host, tmp_path):
     session = BrowserSession(host, max_cameras=2)
     old_service = host.service

@@ -8,6 +8,7 @@ import sys
 import time
 
 import numpy as np
+import pytest
 
 from loopback import RtspServer, free_port
 from pipelines.sources import LiveSource, open_source
@@ -47,16 +48,26 @@ def test_stream_reconnects_after_server_restart_on_the_same_port():
     try:
         assert src.wait_for_state({"live"}, timeout=10).state == "live"
         assert wait_for_frames(src, 5, timeout=10)
+        live_fps = src.stats().fps
         server.stop()
         assert src.wait_for_state({"reconnecting"}, timeout=FAST.read_timeout_s + 5).state == "reconnecting"
         time.sleep(1.5)  # several failed retries while the server is down (backoff capped at 1 s)
         assert src.status.state == "reconnecting"
-        read_while_down = src.stats().frames_read
+        down = src.stats()
+        read_while_down = down.frames_read
+        # the outage runs from the newest frame on (before the 1.5 s sleep), and the capture rate
+        # counts the silence instead of repeating the figure of before
+        assert down.outages == 1 and down.current_outage_s >= 1.5 and down.outage_s == down.current_outage_s, down
+        assert down.fps < live_fps, (down, live_fps)
+        last_before = src.buffer.latest().t
         server.start()
         assert src.wait_for_state({"live"}, timeout=15).state == "live"
         resumed = wait_for_frames(src, 5, timeout=10)
         assert len(resumed) >= 5 and resumed[0].index >= read_while_down
-        assert src.stats().reconnects == 1
+        up = src.stats()
+        assert up.reconnects == 1 and up.outages == 1 and up.current_outage_s is None, up
+        first_after = next(f.t for f in src.buffer.snapshot() if f.index >= read_while_down)
+        assert up.outage_s == pytest.approx(first_after - last_before, abs=1e-6), up
     finally:
         src.stop()
         server.stop()

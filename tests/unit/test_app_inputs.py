@@ -5,8 +5,8 @@ import os
 
 import pytest
 
-from app.inputs import (AUTH_ENV, check_upload, label_choices, parse_camera_source, resolve_auth,
-                        resolve_in_weights, weights_choices)
+from app.inputs import (AUTH_ENV, check_upload, default_camera_name, label_choices, parse_camera_name,
+                        parse_camera_source, resolve_auth, resolve_in_weights, weights_choices)
 
 
 @pytest.mark.parametrize("text, expected", [
@@ -35,6 +35,20 @@ def test_camera_source_accepts_indices_and_stream_urls(text, expected):
 def test_camera_source_refuses_files_and_malformed_input(text, message):
     with pytest.raises(ValueError, match=message):
         parse_camera_source(text)
+
+
+def test_camera_names_default_to_host_and_path_without_credentials():
+    assert default_camera_name("rtsp://viewer:s3cret@127.0.0.1:8554/test") == "127.0.0.1:8554/test"
+    assert default_camera_name("http://cam.local/video.mjpg?user=a&password=b#x") == "cam.local/video.mjpg"
+    assert default_camera_name("rtsp://[::1]:554/live/") == "[::1]:554/live"
+    assert default_camera_name("rtsp://admin:pa/ss w@rd@127.0.0.1:8554/x") == "127.0.0.1:8554/x"
+    assert default_camera_name(2) == "camera 2"
+    assert parse_camera_name("  hall   door ") == "hall door" and parse_camera_name("") is None
+    assert parse_camera_name("rtsp://u:pw@cam/x") == "rtsp://***@cam/x"
+    with pytest.raises(ValueError, match="at most 60"):
+        parse_camera_name("x" * 61)
+    with pytest.raises(ValueError, match="control characters"):
+        parse_camera_name("hall\x00door")
 
 
 def test_refusal_masks_credentials():

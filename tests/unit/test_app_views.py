@@ -2,6 +2,8 @@
 S-TDM heat maps), status lines, the clip timeline and the annotated clip video."""
 from __future__ import annotations
 
+import dataclasses
+
 import cv2
 import numpy as np
 import pytest
@@ -112,15 +114,55 @@ def test_heatmap_opacity_scales_the_blend_and_the_legend_uses_the_maps_colours()
     assert f"rgb{cold}" in legend and f"rgb{hot}" in legend and cold[2] > cold[0] and hot[0] > hot[2]  # blue .. red
 
 
+LIVE_STATS = StatsEvent(stream="cam", time=0.0, state="live", detail="reading rtsp://***@cam/x", fps=24.96,
+                        prediction_rate=4.0, latency_ms_p50=40.2, latency_ms_p95=90.0, predictions=10,
+                        dropped_windows=3, frames_read=250, frames_evicted=0, reconnects=0)
+
+
 def test_stream_summary_shows_label_state_and_figures():
-    stats = StatsEvent(stream="cam", time=0.0, state="live", detail="reading rtsp://***@cam/x", fps=24.96,
-                       prediction_rate=4.0, latency_ms_p50=40.2, latency_ms_p95=90.0, predictions=10, dropped_windows=3,
-                       frames_read=250, frames_evicted=0, reconnects=0)
-    text = views.stream_summary(stats, stream_prediction(moving_square_segment()), threshold=0.5)
-    assert "**moving right**" in text and "`live`" in text and "25.0 fps" in text
-    assert "p50 40 ms" in text and "p95 90 ms" in text and "dropped windows 3" in text
-    assert "nothing above threshold" in views.stream_summary(stats, stream_prediction(moving_square_segment()), 0.9)
-    assert "waiting for the first window" in views.stream_summary(stats, None, 0.0)
+    text = views.stream_summary(LIVE_STATS, stream_prediction(moving_square_segment()), threshold=0.5)
+    assert "**moving right**" in text and views.status_chip("live") in text and "25.0 fps" in text
+    assert "p50 40 ms" in text and "p95 90 ms" in text and "dropped windows 3" in text and "outage" not in text
+    assert "nothing above threshold" in views.stream_summary(LIVE_STATS, stream_prediction(moving_square_segment()),
+                                                             0.9)
+    assert "waiting for the first window" in views.stream_summary(LIVE_STATS, None, 0.0)
+
+
+def test_a_stream_that_is_down_shows_no_label_and_no_rates_but_its_outage():
+    down = dataclasses.replace(LIVE_STATS, state="reconnecting", detail="lost rtsp://***@cam/x; retrying",
+                               fps=0.0, prediction_rate=0.0, outages=2, outage_s=9.46, current_outage_s=3.04)
+    text = views.stream_summary(down, stream_prediction(moving_square_segment()), threshold=0.5)
+    assert views.status_chip("reconnecting") in text and "lost rtsp://***@cam/x" in text
+    assert "moving right" not in text and "fps" not in text and "predictions/s" not in text
+    assert "no label while the stream is down" in text
+    assert "2 outages, 9.5 s without frames · down for 3.0 s now" in text
+    assert views.stream_summary(None, None, 0.0).startswith(views.status_chip("stopped"))
+    recovered = dataclasses.replace(LIVE_STATS, outages=1, outage_s=5.0)
+    assert views.outage_line(recovered) == "1 outage, 5.0 s without frames"
+    assert "1 outage, 5.0 s without frames" in views.stream_summary(recovered, None, 0.0)
+
+
+@pytest.mark.parametrize("state, shown", [("connecting", "connecting"), ("live", "live"),
+                                          ("reconnecting", "reconnecting"), ("failed", "failed"),
+                                          ("ended", "stopped"), ("stopped", "stopped")])
+def test_status_chips_name_the_state_in_its_own_colour(state, shown):
+    chip = views.status_chip(state)
+    assert f"● {shown}</span>" in chip and views.CHIP_COLOURS[shown] in chip
+    assert len(set(views.CHIP_COLOURS.values())) == len(views.CHIP_COLOURS)
+    with pytest.raises(ValueError, match="no chip for state 'paused'"):
+        views.status_chip("paused")
+
+
+def test_a_stale_frame_is_greyed_and_darker_than_the_live_one():
+    frame = np.zeros((48, 64, 3), np.uint8)
+    frame[:, :32] = (220, 30, 30)
+    frame[:, 32:] = (30, 200, 60)
+    stale = views.stale_view(frame, "stopped")
+    live = views.for_display(frame)
+    assert stale.shape == live.shape
+    body = stale[stale.shape[0] // 2:]  # below the title panel
+    assert np.abs(body[..., 0].astype(int) - body[..., 1]).max() <= 1  # grey: channels equal
+    assert body.mean() < 0.6 * live[live.shape[0] // 2:].mean()
 
 
 def clip_result(num_windows=4, fps=10.0, response=None) -> ClipPrediction:

@@ -10,6 +10,7 @@ import torch
 from pipelines.events import (EVENT_KINDS, EVENT_SCHEMAS, ErrorEvent, LabelChangeEvent, PredictionEvent, StatsEvent,
                               StatusEvent, schema_document)
 from pipelines.postprocess import PostProcessor, probabilities
+from pipelines.sinks import event_text
 from pipelines.types import Frame, SourceStatus, Window
 from schema_check import assert_valid, schema_errors, strict_json
 from tdn.config import REPO_ROOT
@@ -30,7 +31,7 @@ def sample_events() -> list:
         StatusEvent(stream="cam", status=SourceStatus("reconnecting", "lost rtsp://***@cam/x", 99.0)),
         StatsEvent(stream="cam", time=101.5, state="live", detail="reading", fps=25.0, prediction_rate=4.0,
                    latency_ms_p50=None, latency_ms_p95=None, predictions=0, dropped_windows=0, frames_read=10,
-                   frames_evicted=0, reconnects=1),
+                   frames_evicted=0, reconnects=1, outages=2, outage_s=7.25, current_outage_s=2.0004),
         ErrorEvent(stream="cam", time=102.0, detail="the model produced 2 non-finite scores (NaN or inf) of 2"),
     ]
 
@@ -47,6 +48,9 @@ def test_every_event_kind_serialises_to_strict_json_that_its_schema_accepts():
     assert to_nothing["from"] == "a" and to_nothing["to"] is None
     assert status == {"event": "status", "stream": "cam", "status": "reconnecting", "detail": "lost rtsp://***@cam/x"}
     assert stats["latency_ms_p50"] is None and stats["reconnects"] == 1 and "detail" not in stats
+    assert (stats["outages"], stats["outage_s"], stats["current_outage_s"]) == (2, 7.25, 2.0)
+    assert event_text(stats).endswith("10 frames, 2 outages (7.2 s without frames)")
+    assert "outages" not in event_text({**stats, "outages": 0, "outage_s": 0.0})
     assert error == {"event": "error", "stream": "cam", "time": 102.0,
                      "detail": "the model produced 2 non-finite scores (NaN or inf) of 2"}
     assert {e.kind for e in sample_events()} == set(EVENT_KINDS) == set(EVENT_SCHEMAS)

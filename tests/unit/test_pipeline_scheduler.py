@@ -114,6 +114,21 @@ def test_gap_counts_a_restart():
     assert scheduler.restarts == 1 and scheduler.anchor == 10.5
 
 
+def test_an_outage_longer_than_the_buffer_restarts_the_grid_and_drops_no_window():
+    """25 fps, a 6 s buffer (150 frames), then 7 s without frames: by the first frame after the
+    outage the buffer holds no frame from before it, yet the grid restarts and the windows that
+    would have had centres in the outage are not counted as skipped (they never existed)."""
+    scheduler = WindowScheduler(num_segments=8, window_seconds=1.28)
+    times = every(0.04, 0.0, 10.0) + every(0.04, 17.0, 27.0)
+    emitted = 0
+    for n in range(1, len(times) + 1):
+        buffered = [t for t in times[:n] if t >= times[n - 1] - 6.0]  # the buffer's age bound
+        emitted += scheduler.plan(buffered) is not None
+    assert scheduler.restarts == 1 and scheduler.anchor == pytest.approx(17.08)
+    assert scheduler.skipped == 0
+    assert emitted == 2 * (62 - 8 + 1)  # each side: centres 0.08, 0.24, .. 9.84 (62), T = 8 per window
+
+
 def test_late_poll_emits_only_the_newest_window_and_counts_the_rest():
     scheduler = WindowScheduler(num_segments=4, window_seconds=1.2)
     plan = scheduler.plan(TEN_FPS)  # everything arrived before the first poll
