@@ -25,7 +25,7 @@ from tdn.config import Config
 TRAINED_FPS = 25.0
 SLOW_FPS_FRACTION = 0.9  # below this share of TRAINED_FPS the tab says the camera is too slow
 FPS_SETTLE_S = 3.0  # the frame rate is judged once the stream has run this long
-STOPPED = "`stopped` webcam off"
+STOPPED = f"{views.status_chip('stopped')} webcam off"
 
 # Ask for the camera, send it to the server (offer with every candidate, gathered first) and return
 # the offer as JSON, or {"error": ...}. ``ICE_SERVERS`` is replaced by the configured servers.
@@ -139,7 +139,7 @@ def build(host: ModelHost, config: Config, page: PageControls) -> None:
 
         def on_end(reason: str) -> None:
             tab.started = None
-            tab.note = f"`stopped` {reason}"
+            tab.note = f"{views.status_chip('stopped')} {reason}"
             session.stop_webcam()
 
         try:
@@ -148,7 +148,7 @@ def build(host: ModelHost, config: Config, page: PageControls) -> None:
             session.stop_webcam()
             tab.note = f"⚠️ {exc}"
             return "", tab.note
-        tab.note, tab.cleared = "`connecting` waiting for the first frame", False
+        tab.note, tab.cleared = f"{views.status_chip('connecting')} waiting for the first frame", False
         return json.dumps(answer), tab.note
 
     def on_stop(session: BrowserSession | None):
