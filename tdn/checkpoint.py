@@ -16,7 +16,7 @@ from __future__ import annotations
 import pickle
 import re
 import warnings
-from dataclasses import fields
+from dataclasses import fields, replace
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -319,6 +319,15 @@ def load_state(model: TDN, state_dict: Mapping[str, torch.Tensor], path: Path) -
             parts.append(f"wrong shapes ({'; '.join(wrong[:4])})")
         raise CheckpointError(f"{path} does not fit TDN-{model.cfg.arch} ({model.cfg.variant}): " + "; ".join(parts))
     model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in state_dict.items()}, strict=True)
+
+
+def load_model_init(model: TDN, path: str | Path) -> None:
+    """Initialise every weight of ``model`` from this project's model file ``path`` (fine-tuning);
+    the file must have the same architecture, variant, T and classes (else CheckpointError)."""
+    source = build_from_file(path, num_segments=model.cfg.num_segments)
+    if replace(source.cfg, dropout=model.cfg.dropout) != model.cfg:  # dropout is a training setting
+        raise CheckpointError(f"{path} holds {source.cfg}, which does not match the model being trained ({model.cfg})")
+    load_state(model, source.state_dict(), Path(path))
 
 
 def build_from_file(path: str | Path, *, num_segments: int) -> TDN:
