@@ -25,7 +25,9 @@ When the frame rate is far from the ~25-30 fps TDN was trained at (see ``docs/pi
 at 5 fps the L frames of a segment span 0.8 s instead of 0.16 s, so the short-term motion the
 model sees is 5x coarser; below 1 / spacing fps neighbouring centres pick the same nearest
 frame, so segments repeat (duplicated frames); at 60 fps a segment spans only 67 ms. Nothing is
-resampled: the model sees the frames that were captured.
+resampled: the model sees the frames that were captured. The segment rule lives in
+:mod:`tdn.sampling`, which training uses too (``train.time_grid``): the bundled demo model is
+trained on these windows at 8-30 fps.
 """
 from __future__ import annotations
 
