@@ -33,4 +33,7 @@ def test_demo_model_recognises_generated_clips_at_10_and_25_fps():
     with torch.inference_mode():
         predicted = model(torch.stack(windows)).argmax(dim=1)  # (N, T, L, 3, S, S) -> (N, classes)
     correct = (predicted == torch.tensor(labels)).view(len(RATES), -1).float().mean(dim=1)
-    assert correct.min() >= 0.8, dict(zip(RATES, correct.tolist()))
+    # Chance is 1/9; a model whose sampling or preprocessing disagreed with its training (frame order,
+    # rate, normalisation) falls to about that, or to 1/2 within the mirror pairs. The shipped model's
+    # real accuracy per class and rate is measured on the held-out split in weights/demo/CARD.md.
+    assert correct.min() >= 0.6, dict(zip(RATES, correct.tolist()))
