@@ -20,7 +20,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--height", type=bounded(int, Range(16, 4096)), default=ClipSpec.height)
     parser.add_argument("--seconds", type=bounded(float, Range(0, 600, lo_open=True)), default=ClipSpec.seconds)
     parser.add_argument("--fps", type=bounded(int, Range(1, 240)), default=None,
-                        help="capture rate of every clip (default: each clip draws one from %d-%d fps)" % ClipSpec.fps_range)
+                        help="capture rate of every clip (default: each clip draws one from %d-%d fps)"
+                        % ClipSpec.fps_range)
     parser.add_argument("--workers", type=bounded(int, Range(1, 256)), default=1,
                         help="processes rendering clips (default: %(default)s)")
 
