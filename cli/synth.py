@@ -19,16 +19,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--width", type=bounded(int, Range(16, 4096)), default=ClipSpec.width)
     parser.add_argument("--height", type=bounded(int, Range(16, 4096)), default=ClipSpec.height)
     parser.add_argument("--seconds", type=bounded(float, Range(0, 600, lo_open=True)), default=ClipSpec.seconds)
-    parser.add_argument("--fps", type=bounded(int, Range(1, 240)), default=ClipSpec.fps)
+    parser.add_argument("--fps", type=bounded(int, Range(1, 240)), default=None,
+                        help="capture rate of every clip (default: each clip draws one from %d-%d fps)"
+                        % ClipSpec.fps_range)
+    parser.add_argument("--workers", type=bounded(int, Range(1, 256)), default=1,
+                        help="processes rendering clips (default: %(default)s)")
 
 
 def main(args: argparse.Namespace) -> int:
     spec = ClipSpec(width=args.width, height=args.height, fps=args.fps, seconds=args.seconds)
-    if min(spec.width, spec.height) < 32 or spec.num_frames < 5:
-        raise ValueError(f"clips must be at least 32x32 pixels and 5 frames, got {spec.width}x{spec.height}, "
-                         f"{spec.num_frames} frames")
+    fewest = round((spec.fps or spec.fps_range[0]) * spec.seconds)
+    if min(spec.width, spec.height) < 32 or spec.width % 2 or spec.height % 2 or fewest < 5:
+        raise ValueError(f"clips must be at least 32x32 pixels (even sides, for H.264) and 5 frames, got "
+                         f"{spec.width}x{spec.height}, {fewest} frames")
     counts = {"train": args.train, "val": args.val, "test": args.test}
-    lists = generate(args.out, {k: v for k, v in counts.items() if v > 0}, seed=args.seed, spec=spec)
+    lists = generate(args.out, {k: v for k, v in counts.items() if v > 0}, seed=args.seed, spec=spec,
+                     workers=args.workers)
     for split, path in lists.items():
         print(f"{split}: {counts[split] * len(CLASSES)} clips -> {path}")
     print(f"labels -> {Path(args.out) / 'labels.txt'}")

@@ -28,18 +28,19 @@ When the frame rate is far from the ~25-30 fps TDN was trained at (see ``docs/pi
 at 5 fps the L frames of a segment span 0.8 s instead of 0.16 s, so the short-term motion the
 model sees is 5x coarser; below 1 / spacing fps neighbouring centres pick the same nearest
 frame, so segments repeat (duplicated frames); at 60 fps a segment spans only 67 ms. Nothing is
-resampled: the model sees the frames that were captured.
+resampled: the model sees the frames that were captured. The segment rule lives in
+:mod:`tdn.sampling`, which training uses too (``train.time_grid``): the bundled demo model is
+trained on these windows at 8-30 fps.
 """
 from __future__ import annotations
 
 import logging
 import math
-from bisect import bisect_left
 from dataclasses import dataclass
 from typing import Sequence
 
 from pipelines.types import Frame, Window
-from tdn.sampling import NEIGHBOURS
+from tdn.sampling import NEIGHBOURS, nearest_index, segment_indices
 
 log = logging.getLogger(__name__)
 
@@ -56,28 +57,6 @@ class WindowPlan:
     centres: tuple[float, ...]
     indices: tuple[tuple[int, ...], ...]
     skipped: int
-
-
-def nearest_index(times: Sequence[float], t: float) -> int:
-    """Index of the time in ascending ``times`` nearest to ``t``; the earlier one on a tie."""
-    i = bisect_left(times, t)  # first time >= t
-    if i == 0:
-        return 0
-    if i == len(times):
-        return len(times) - 1
-    return i if times[i] - t < t - times[i - 1] else i - 1
-
-
-def segment_indices(times: Sequence[float], centre: float, neighbours: int = NEIGHBOURS) -> tuple[int, ...] | None:
-    """The ``2 * neighbours + 1`` frame indices of the segment at ``centre``, or None while it is
-    incomplete (no frame at or after ``centre`` yet, or fewer than ``neighbours`` frames after the
-    nearest one). Left neighbours missing at the start of ``times`` repeat the first frame."""
-    if not times or times[-1] < centre:
-        return None
-    i = nearest_index(times, centre)
-    if i + neighbours >= len(times):
-        return None
-    return tuple(max(0, j) for j in range(i - neighbours, i + neighbours + 1))
 
 
 class WindowScheduler:

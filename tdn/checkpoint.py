@@ -16,7 +16,7 @@ from __future__ import annotations
 import pickle
 import re
 import warnings
-from dataclasses import fields
+from dataclasses import fields, replace
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -337,6 +337,15 @@ def stored_segments(path: str | Path) -> int | None:
     if _is_official(state):
         return None
     raise CheckpointError(f"{path} is neither a tdn-live model nor an official TDN checkpoint")
+
+
+def load_model_init(model: TDN, path: str | Path) -> None:
+    """Initialise every weight of ``model`` from this project's model file ``path`` (fine-tuning);
+    the file must have the same architecture, variant, T and classes (else CheckpointError)."""
+    source = build_from_file(path, num_segments=model.cfg.num_segments)
+    if replace(source.cfg, dropout=model.cfg.dropout) != model.cfg:  # dropout is a training setting
+        raise CheckpointError(f"{path} holds {source.cfg}, which does not match the model being trained ({model.cfg})")
+    load_state(model, source.state_dict(), Path(path))
 
 
 def build_from_file(path: str | Path, *, num_segments: int) -> TDN:

@@ -189,6 +189,10 @@ class TrainConfig:
     clip_grad: float = field(default=20.0, metadata=_range(0, 1_000_000))  # gradient-norm clipping; 0 = off
     # time one training clip spans, stored with the model; None: measured
     clip_seconds: float | None = field(default=None, metadata=_positive(3600))
+    # sample windows on the live scheduler's time grid (video lists): T centres over clip_seconds (null:
+    # pipeline.window_seconds) by frame time, instead of T segments spread over the whole clip
+    time_grid: bool = False
+    init: str | None = None  # this project's model file (same architecture and classes) to start from
 
 
 @dataclass

@@ -9,7 +9,10 @@ numbers are taken from the end of the line):
   video file OpenCV/FFmpeg can decode.
 
 Segments are sampled as :mod:`tdn.sampling` describes: at random within each segment's share
-for training, TDN's test indices for testing (shared with ``tdn predict``).
+for training, TDN's test indices for testing (shared with ``tdn predict``); or, with
+``window_seconds`` (``train.sampling: time_grid``, video lists), on the live scheduler's time grid
+over the video's frame times (``k / fps``): a random window for training, the middle one (or
+``C`` evenly placed ones) for testing.
 
 Augmentation for training (the official recipe): a multi-scale crop - square-ish crops whose
 sides are drawn from ``{1, .875, .75, .66} x`` the short side (width and height at most one
@@ -37,7 +40,8 @@ import torch
 import torch.nn.functional as F
 
 from tdn.registry import DATA_FORMATS
-from tdn.sampling import SEGMENT_LENGTH, clip_frame_indices, frame_indices, parse_views, train_segment_starts
+from tdn.sampling import (SEGMENT_LENGTH, clip_frame_indices, frame_indices, grid_window_indices, parse_views,
+                          train_segment_starts)
 from tdn.transforms import PreprocessSpec, SegmentTransform
 from tdn.video import check_memory, memory_need, probe_clip, probe_video, read_clip_frames, read_frames
 
@@ -166,6 +170,8 @@ class ClipDataset(torch.utils.data.Dataset):
 
     ``train=True``: one randomly sampled, augmented view -> ``(T, L, 3, S, S)``.
     ``train=False``: the test views (``"1x1"`` or ``"10x3"``) -> ``(V, T, L, 3, S, S)``.
+    ``window_seconds``: sample windows on the live time grid spanning that long (video lists only;
+    None: TSN segments over the whole clip).
     Items are ``(clip, label)``, or ``(BadClip, label)`` for a clip that cannot be read (batch them
     with :func:`collate_clips`); random draws come from torch's generator, so a seeded DataLoader
     repeats the same augmentations.
@@ -174,7 +180,9 @@ class ClipDataset(torch.utils.data.Dataset):
     def __init__(self, records: Sequence[ClipRecord], *, num_segments: int, spec: PreprocessSpec,
                  train: bool, views: str = "1x1", data_format: str = "video",
                  image_template: str = "img_{:05d}.jpg", flip: bool = True, flip_swap: dict[int, int] | None = None,
-                 limit_mb: float | None = None):
+                 limit_mb: float | None = None, window_seconds: float | None = None):
+        if window_seconds is not None and data_format != "video":
+            raise ValueError("time-grid sampling (window_seconds) needs video lists: frame folders have no frame times")
         self.records = list(records)
         self.num_segments = num_segments
         self.spec = spec
@@ -184,6 +192,7 @@ class ClipDataset(torch.utils.data.Dataset):
         self.image_template = image_template
         self.flip = flip
         self.flip_swap = dict(flip_swap or {})
+        self.window_seconds = window_seconds
         self.limit_mb = limit_mb  # test items needing more (frames and views, pipeline.clip_memory_mb) are refused
         self._test_transform = SegmentTransform(spec)
         self._mean = torch.tensor(spec.mean).view(3, 1, 1)
@@ -193,17 +202,18 @@ class ClipDataset(torch.utils.data.Dataset):
         return len(self.records)
 
     def _frames(self, record: ClipRecord, choose) -> list[np.ndarray]:
-        """Frames for the indices ``choose(num_frames)`` returns, in that order."""
+        """Frames for the indices ``choose(num_frames, fps)`` returns, in that order (fps None for frame folders)."""
         if self.data_format == "frames":
-            indices = choose(record.num_frames)
+            indices = choose(record.num_frames, None)
             return [self._image(record.path, i) for i in indices]
-        count = probe_clip(record.path, self.spec.resize_short).declared
+        info = probe_clip(record.path, self.spec.resize_short)
+        count = info.declared
         if count == 0:  # the container does not say: count by decoding
             _, count = read_video_frames(record.path, [])
-        indices = choose(count)
+        indices = choose(count, info.fps)
         frames, decoded = read_video_frames(record.path, indices)
         if decoded <= max(indices):  # the container over-counted: sample again from the true count
-            indices = choose(decoded)
+            indices = choose(decoded, info.fps)
             frames, _ = read_video_frames(record.path, indices)
         return [frames[i] for i in indices]
 
@@ -217,8 +227,11 @@ class ClipDataset(torch.utils.data.Dataset):
     def _test_frames(self, record: ClipRecord) -> list[np.ndarray]:
         """The test views' frames in order; videos are read as ``tdn predict`` reads them."""
         t, clips = self.num_segments, self.clips
+        if self.window_seconds is not None:
+            return self._frames(record, lambda n, fps: [i for c in range(clips) for i in grid_window_indices(
+                np.arange(n) / fps, t, self.window_seconds, (c + 0.5) / clips)])
         if self.data_format == "frames":
-            return self._frames(record, lambda n: [i for c in range(clips) for i in clip_frame_indices(n, t, clip=c,
+            return self._frames(record, lambda n, _: [i for c in range(clips) for i in clip_frame_indices(n, t, clip=c,
                                                                                                        clips=clips)])
         info = probe_clip(record.path, self.spec.resize_short)
         need = memory_need(info.size, self.spec, kept_frames=clips * t * SEGMENT_LENGTH,
@@ -239,7 +252,12 @@ class ClipDataset(torch.utils.data.Dataset):
         t, length = self.num_segments, SEGMENT_LENGTH
         if self.train:
             rng = np.random.default_rng(int(torch.randint(0, 2**62, ())))
-            frames = self._frames(record, lambda n: frame_indices(train_segment_starts(n, t, rng), n))
+            if self.window_seconds is not None:
+                position = float(rng.random())
+                frames = self._frames(record, lambda n, fps: grid_window_indices(np.arange(n) / fps, t,
+                                                                                 self.window_seconds, position))
+            else:
+                frames = self._frames(record, lambda n, _: frame_indices(train_segment_starts(n, t, rng), n))
             clip, flipped = self._augment(frames, rng)
             label = self.flip_swap.get(record.label, record.label) if flipped else record.label
             return clip.view(t, length, *clip.shape[1:]), label  # (T*L, 3, S, S) -> (T, L, 3, S, S)

@@ -16,13 +16,15 @@ Generation is deterministic for a given seed.
 from __future__ import annotations
 
 import math
+import multiprocessing
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
 import numpy as np
 
-from tdn.video import write_video
+from tdn.video import write_h264, write_video
 
 CLASSES = (
     "moving left",
@@ -46,17 +48,21 @@ SPLITS = ("train", "val", "test")
 
 @dataclass(frozen=True)
 class ClipSpec:
-    """Geometry and timing of generated clips."""
+    """Geometry and timing of generated clips.
+
+    ``fps`` None: each clip draws its capture rate from ``fps_range`` (whole frames per second);
+    frame times jitter around ``k / fps`` by up to ``max_jitter`` of a frame period (std), as
+    webcams deliver them; the file stores the nominal rate.
+    """
 
     width: int = 160
     height: int = 120
-    fps: int = 25
-    seconds: float = 2.0
+    fps: int | None = None
+    fps_range: tuple[int, int] = (8, 30)
+    seconds: float = 2.5  # longer than the 2 s live window, so a time-grid window fits at 8 fps
+    max_jitter: float = 0.2
     shake_margin: int = 4  # the world is rendered this much larger on each side, then cropped
-
-    @property
-    def num_frames(self) -> int:
-        return round(self.fps * self.seconds)
+    webcam: bool = True  # motion blur, exposure/white-balance drift, clutter, occlusion, a slow second object
 
 
 @dataclass(frozen=True)
@@ -136,13 +142,19 @@ def sprite(rng: np.random.Generator, size: int = 96) -> tuple[np.ndarray, np.nda
         mask[:] = 0
         cv2.ellipse(mask, (int(c), int(c)), (int(size * 0.42), int(size * 0.25)), float(rng.uniform(0, 180)),
                     0, 360, 255, -1)
-    # A contrasting notch makes the orientation visible whatever the shape.
-    notch_angle = rng.uniform(0, 2 * math.pi)
-    notch = (int(c + 0.25 * size * math.cos(notch_angle)), int(c + 0.25 * size * math.sin(notch_angle)))
     rgb = texture(rng, size, size)
-    cv2.circle(rgb, notch, max(2, size // 12), tuple(float(v) for v in rng.uniform(0, 255, 3)), -1)
     alpha = cv2.GaussianBlur(mask.astype(np.float32) / 255.0, (3, 3), 0)
     return rgb, alpha
+
+
+def mark_orientation(rng: np.random.Generator, rgb: np.ndarray) -> None:
+    """Paint a disc in the colour opposite to the sprite's mean off its centre (in place), so that
+    turning is visible whatever the shape or texture (an ellipse or a smooth blob turns unseen)."""
+    size = rgb.shape[0]
+    angle = rng.uniform(0, 2 * math.pi)
+    centre = (int(size / 2 + 0.26 * size * math.cos(angle)), int(size / 2 + 0.26 * size * math.sin(angle)))
+    colour = 255.0 - rgb.reshape(-1, 3).mean(axis=0)
+    cv2.circle(rgb, centre, size // 9, tuple(float(v) for v in colour), -1)
 
 
 def _contrast_with(rng: np.random.Generator, rgb: np.ndarray, backdrop: np.ndarray,
@@ -158,23 +170,28 @@ def _contrast_with(rng: np.random.Generator, rgb: np.ndarray, backdrop: np.ndarr
     return np.clip(detail + colour, 0, 255).astype(np.float32)
 
 
-def motion(rng: np.random.Generator, label: int, spec: ClipSpec) -> Motion:
-    """Per-frame pose for class ``label`` (index into :data:`CLASSES`)."""
+def motion(rng: np.random.Generator, label: int, times: np.ndarray, spec: ClipSpec) -> Motion:
+    """Pose at capture ``times`` (seconds, 0 .. ``spec.seconds``) for class ``label`` (index into :data:`CLASSES`).
+
+    The motion is a smooth function of time, so frames at any rate, jittered or blurred, sample
+    the same trajectory. Rotating objects are large and sweep far (a small slowly turning object
+    shows almost no change between neighbouring frames); ``still`` objects tremble by a fraction
+    of a pixel and a degree, as a hand-held or resting object on a webcam does.
+    """
     name = CLASSES[label]
-    n = spec.num_frames
     m = spec.shake_margin
     # Progress along the clip with a mild random ease in/out, 0 -> 1.
-    t = np.linspace(0.0, 1.0, n)
-    ease = rng.uniform(-0.15, 0.15)
-    t = t + ease * np.sin(math.pi * t)
-    size = float(rng.uniform(24, 48))
+    t = np.clip(np.asarray(times, np.float64) / spec.seconds, 0.0, 1.0)
+    t = t + rng.uniform(-0.15, 0.15) * np.sin(math.pi * t)
+    n = len(t)
+    size = float(rng.uniform(28, 50))
     sizes = np.full(n, size)
     angles = np.full(n, rng.uniform(0, 360))
     cx0 = m + rng.uniform(0.3, 0.7) * spec.width
     cy0 = m + rng.uniform(0.3, 0.7) * spec.height
     cx, cy = np.full(n, cx0), np.full(n, cy0)
     if name.startswith("moving"):
-        distance = rng.uniform(35, 70)
+        distance = rng.uniform(40, 75)
         sign = -1.0 if name in ("moving left", "moving up") else 1.0
         travel = sign * distance * (t - 0.5)  # centred on the mid-point: positions symmetric in direction
         drift = rng.uniform(-4, 4) * (t - 0.5)
@@ -185,14 +202,19 @@ def motion(rng: np.random.Generator, label: int, spec: ClipSpec) -> Motion:
             cy0 = m + rng.uniform(0.5 * spec.height - 15, 0.5 * spec.height + 15)
             cx, cy = cx0 + drift, cy0 + travel
     elif name.startswith("rotating"):
-        sweep = rng.uniform(100, 260)
+        sizes = np.full(n, rng.uniform(40, 60))
+        sweep = rng.uniform(180, 360)
         sign = 1.0 if name == "rotating clockwise" else -1.0
         angles = angles + sign * sweep * (t - 0.5)
     elif name in ("approaching", "receding"):
-        ratio = rng.uniform(1.7, 2.5)
-        small = rng.uniform(18, 60 / ratio)
+        ratio = rng.uniform(1.9, 2.8)
+        small = rng.uniform(20, 66 / ratio)
         grow = np.exp(np.log(ratio) * t)
-        sizes = small * (grow if name == "approaching" else grow[::-1])
+        sizes = small * (grow if name == "approaching" else ratio / grow)
+    else:  # still: a tremor well below any class's motion
+        cx = cx + rng.normal(0, rng.uniform(0, 0.3), n)
+        cy = cy + rng.normal(0, rng.uniform(0, 0.3), n)
+        angles = angles + rng.normal(0, rng.uniform(0, 0.5), n)
     return Motion(cx=np.asarray(cx, np.float32), cy=np.asarray(cy, np.float32),
                   angle=np.asarray(angles, np.float32), size=np.asarray(sizes, np.float32))
 
@@ -202,88 +224,198 @@ def _paste(canvas: np.ndarray, rgb: np.ndarray, alpha: np.ndarray, cx: float, cy
     """Alpha-blend the sprite into ``canvas`` (in place) at centre (cx, cy), rotated clockwise by
     ``angle``; returns the sprite's coverage on the canvas, float32 (H, W) in [0, 1]."""
     s = rgb.shape[0]
+    h, w = canvas.shape[:2]
+    coverage = np.zeros((h, w), np.float32)
+    reach = 0.71 * size + 2  # half the sprite's diagonal: only this box around the centre changes
+    x0, y0 = max(0, math.floor(cx - reach)), max(0, math.floor(cy - reach))
+    x1, y1 = min(w, math.ceil(cx + reach)), min(h, math.ceil(cy + reach))
+    if x1 <= x0 or y1 <= y0:
+        return coverage
     # cv2 angles turn counterclockwise on screen (y points down), so negate for clockwise.
     mat = cv2.getRotationMatrix2D((s / 2, s / 2), -angle, size / s)
-    mat[:, 2] += (cx - s / 2, cy - s / 2)
-    h, w = canvas.shape[:2]
-    warped = cv2.warpAffine(rgb, mat, (w, h), flags=cv2.INTER_LINEAR)
-    a = cv2.warpAffine(alpha, mat, (w, h), flags=cv2.INTER_LINEAR)[..., None]
-    canvas *= 1.0 - a
-    canvas += warped * a
-    return a[..., 0]
+    mat[:, 2] += (cx - s / 2 - x0, cy - s / 2 - y0)
+    box = (x1 - x0, y1 - y0)
+    warped = cv2.warpAffine(rgb, mat, box, flags=cv2.INTER_LINEAR)
+    a = cv2.warpAffine(alpha, mat, box, flags=cv2.INTER_LINEAR)[..., None]
+    region = canvas[y0:y1, x0:x1]
+    region *= 1.0 - a
+    region += warped * a
+    coverage[y0:y1, x0:x1] = a[..., 0]
+    return coverage
 
 
-def render_clip(rng: np.random.Generator, label: int, spec: ClipSpec = ClipSpec(), *,
-                with_masks: bool = False) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
-    """One clip of class ``label``: uint8 (num_frames, H, W, 3) RGB.
+def capture_times(rng: np.random.Generator, fps: int, spec: ClipSpec) -> np.ndarray:
+    """Frame times (seconds, ascending) of a camera at ``fps`` whose frames come irregularly: each
+    is off its slot ``k / fps`` by a Gaussian of up to ``spec.max_jitter`` frame periods (std)."""
+    n = round(fps * spec.seconds)
+    jitter = rng.uniform(0, spec.max_jitter) / fps
+    times = np.arange(n) / fps + np.clip(rng.normal(0, jitter, n), -0.45 / fps, 0.45 / fps)
+    return np.sort(np.clip(times, 0.0, spec.seconds))
 
-    With ``with_masks`` also the moving object's coverage per frame, float32 (num_frames, H, W),
-    for tests that measure the motion.
+
+@dataclass(frozen=True)
+class Clip:
+    """A rendered clip: uint8 frames (N, H, W, 3) RGB, their capture times (s), the nominal rate, and
+    the moving object's coverage per frame (float32 (N, H, W); for tests that measure the motion)."""
+
+    frames: np.ndarray
+    times: np.ndarray
+    fps: int
+    masks: np.ndarray
+
+
+def _drift(rng: np.random.Generator, u: np.ndarray, amount: float) -> np.ndarray:
+    """A smooth random drift over progress ``u`` in [0, 1] (an exposure or white-balance correction
+    settling): 1 at the start, ``exp(+-amount)`` by the end, eased."""
+    return np.exp(rng.uniform(-amount, amount) * (3 * u**2 - 2 * u**3))
+
+
+def render(rng: np.random.Generator, label: int, spec: ClipSpec = ClipSpec(), *, fps: int | None = None,
+           exposure_fraction: float | None = None) -> Clip:
+    """One clip of class ``label`` at ``fps`` (default ``spec.fps``, else drawn from ``spec.fps_range``).
+    ``exposure_fraction`` (of a frame period) overrides the drawn exposure, for tests.
+
+    Every frame is the scene at its capture time; with ``spec.webcam``, also averaged over an
+    exposure (motion blur, up to most of a frame period), with brightness and colour balance
+    drifting, 0-3 static distractors, sometimes a static occluder in front and a slow small
+    second object. Camera shake is a random walk in time; the sensor noise is per frame.
     """
+    fps = fps or spec.fps or int(rng.integers(spec.fps_range[0], spec.fps_range[1] + 1))
+    times = capture_times(rng, fps, spec)
     m = spec.shake_margin
     world_h, world_w = spec.height + 2 * m, spec.width + 2 * m
     background = texture(rng, world_h, world_w)
-    if rng.random() < 0.5:  # a static distractor, in every class alike
+    distractors = int(rng.choice([0, 1, 2, 3], p=[0.3, 0.35, 0.2, 0.15])) if spec.webcam else int(rng.random() < 0.5)
+    for _ in range(distractors):  # static clutter, in every class alike
         d_rgb, d_alpha = sprite(rng)
         _paste(background, d_rgb, d_alpha, rng.uniform(0, world_w), rng.uniform(0, world_h),
                rng.uniform(0, 360), rng.uniform(14, 34))
     obj_rgb, obj_alpha = sprite(rng)
     obj_rgb = _contrast_with(rng, obj_rgb, background.reshape(-1, 3).mean(axis=0))
-    pose = motion(rng, label, spec)
+    mark_orientation(rng, obj_rgb)
+    pose = motion(rng, label, times, spec)
 
-    n = spec.num_frames
+    webcam = spec.webcam
+    exposure = rng.uniform(0, 0.9) / fps if webcam and rng.random() < 0.7 else 0.0  # seconds the shutter is open
+    if exposure_fraction is not None:
+        exposure = exposure_fraction / fps
+    blur_steps = 3 if exposure * fps > 0.15 else 1
+    second = None  # a small object drifting slowly (at most 8 px over the clip) behind the main one
+    if webcam and rng.random() < 0.35:
+        s_rgb, s_alpha = sprite(rng)
+        heading = rng.uniform(0, 2 * math.pi)
+        speed = rng.uniform(1, 8) / spec.seconds  # px per second
+        second = (s_rgb, s_alpha, rng.uniform(0, world_w), rng.uniform(0, world_h), heading, speed,
+                  rng.uniform(0, 360), rng.uniform(12, 22))
+    occluder = None  # a static bar in front of everything, hiding part of the scene
+    if webcam and rng.random() < 0.3:
+        occluder = np.zeros((world_h, world_w), np.float32)
+        width = int(rng.integers(6, 14))
+        if rng.random() < 0.5:
+            x = int(rng.uniform(0.25, 0.75) * world_w)
+            occluder[:, x:x + width] = 1.0
+        else:
+            y = int(rng.uniform(0.25, 0.75) * world_h)
+            occluder[y:y + width] = 1.0
+        occluder_rgb = texture(rng, world_h, world_w)
+
     yy, xx = np.mgrid[0:spec.height, 0:spec.width].astype(np.float32)
     light_dir = rng.uniform(0, 2 * math.pi)
     light = 1.0 + rng.uniform(0, 0.35) * ((xx * math.cos(light_dir) + yy * math.sin(light_dir))
                                            / max(spec.width, spec.height) - 0.5)
-    tint = rng.uniform(0.85, 1.15, 3).astype(np.float32)
-    gain = rng.uniform(0.6, 1.25)
+    u = times / spec.seconds
+    gain = rng.uniform(0.6, 1.25) * (_drift(rng, u, 0.35) if webcam else np.ones_like(u))
+    tint = rng.uniform(0.85, 1.15, 3) * (np.stack([_drift(rng, u, 0.08) for _ in range(3)], axis=1)
+                                         if webcam else np.ones((len(u), 3)))
     flicker_amp, flicker_freq, flicker_phase = rng.uniform(0, 0.06), rng.uniform(0.2, 1.5), rng.uniform(0, 6.3)
     noise_sigma = rng.uniform(1.0, 6.0)
-    shake_step = rng.uniform(0, 0.3)  # pixels per frame, a random walk
-    shake = np.cumsum(rng.normal(0, shake_step, (n, 2)), axis=0)
+    shake_step = rng.uniform(0, 1.5)  # px per sqrt(second), a random walk in time
+    steps = rng.normal(0, 1, (len(times), 2)) * shake_step * np.sqrt(np.diff(times, prepend=0.0))[:, None]
+    shake = np.cumsum(steps, axis=0)
     shake = np.clip(shake - shake.mean(axis=0), -m, m)
 
-    frames = np.empty((n, spec.height, spec.width, 3), np.uint8)
-    masks = np.empty((n, spec.height, spec.width), np.float32)
-    for i in range(n):
-        world = background.copy()
-        coverage = _paste(world, obj_rgb, obj_alpha, float(pose.cx[i]), float(pose.cy[i]),
-                          float(pose.angle[i]), float(pose.size[i]))
+    frames = np.empty((len(times), spec.height, spec.width, 3), np.uint8)
+    masks = np.empty((len(times), spec.height, spec.width), np.float32)
+    for i, t in enumerate(times):
+        world = np.zeros_like(background)
+        coverage = np.zeros(background.shape[:2], np.float32)
+        for sub in np.linspace(t - exposure, t, blur_steps):  # the shutter integrates the scene
+            scene = background.copy()
+            if second is not None:
+                s_rgb, s_alpha, sx, sy, heading, speed, s_angle, s_size = second
+                _paste(scene, s_rgb, s_alpha, sx + speed * sub * math.cos(heading),
+                       sy + speed * sub * math.sin(heading), s_angle, s_size)
+            coverage += _paste(scene, obj_rgb, obj_alpha, *motion_at(pose, times, sub))
+            world += scene
+        world *= 1 / blur_steps
+        coverage *= 1 / blur_steps
+        if occluder is not None:  # static and in front: the same on every sub-frame
+            world = world * (1 - occluder[..., None]) + occluder_rgb * occluder[..., None]
+            coverage *= 1 - occluder
         ox, oy = m + shake[i]
         shift = np.float32([[1, 0, -ox], [0, 1, -oy]])
         view = cv2.warpAffine(world, shift, (spec.width, spec.height), flags=cv2.INTER_LINEAR,
                               borderMode=cv2.BORDER_REFLECT)
         masks[i] = cv2.warpAffine(coverage, shift, (spec.width, spec.height), flags=cv2.INTER_LINEAR)
-        level = gain * (1 + flicker_amp * math.sin(2 * math.pi * flicker_freq * i / spec.fps + flicker_phase))
-        view = view * (light * level)[..., None] * tint
-        view += rng.normal(0, noise_sigma, view.shape).astype(np.float32)
+        level = gain[i] * (1 + flicker_amp * math.sin(2 * math.pi * flicker_freq * t + flicker_phase))
+        view = view * (light * level)[..., None] * tint[i].astype(np.float32)
+        view += rng.standard_normal(view.shape, dtype=np.float32) * noise_sigma
         frames[i] = np.clip(view, 0, 255).astype(np.uint8)
-    return (frames, masks) if with_masks else frames
+    return Clip(frames=frames, times=times, fps=fps, masks=masks)
+
+
+def motion_at(pose: Motion, times: np.ndarray, t: float) -> tuple[float, float, float, float]:
+    """(cx, cy, angle, size) at time ``t``, interpolated between the poses at ``times``."""
+    return tuple(float(np.interp(t, times, values)) for values in (pose.cx, pose.cy, pose.angle, pose.size))
+
+
+def render_clip(rng: np.random.Generator, label: int, spec: ClipSpec = ClipSpec(), *,
+                with_masks: bool = False) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
+    """:func:`render` at ``spec.fps`` (25 when unset): uint8 (N, H, W, 3) frames, and the object's coverage
+    float32 (N, H, W) with ``with_masks``."""
+    clip = render(rng, label, spec, fps=spec.fps or 25)
+    return (clip.frames, clip.masks) if with_masks else clip.frames
+
+
+def write_clip(out_dir: Path, rel: Path, seed: int, split: str, label: int, n: int, spec: ClipSpec) -> None:
+    """Render and write clip ``n`` of class ``label`` of ``split`` from its own random stream."""
+    rng = np.random.default_rng([seed, SPLITS.index(split), label, n])
+    clip = render(rng, label, spec)
+    if spec.webcam:
+        write_h264(out_dir / rel, clip.frames, clip.fps, crf=int(rng.integers(20, 37)))
+    else:
+        write_video(out_dir / rel, clip.frames, clip.fps)
 
 
 def generate(out_dir: str | Path, counts: dict[str, int], *, seed: int = 0,
-             spec: ClipSpec = ClipSpec()) -> dict[str, Path]:
-    """Write ``counts[split]`` clips per class for each split; returns {split: list file}.
+             spec: ClipSpec = ClipSpec(), workers: int = 1) -> dict[str, Path]:
+    """Write ``counts[split]`` clips per class for each split, in ``workers`` processes; returns
+    {split: list file}.
 
     Every clip has its own random stream derived from (seed, split, class, n), so a split's
-    clips do not change when another split's count does.
+    clips do not change when another split's count does (nor with ``workers``). With
+    ``spec.webcam`` the files are H.264 at a random quality (CRF 20-36, webcam-like to heavily
+    compressed), else MPEG-4 part 2.
     """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "labels.txt").write_text("".join(f"{name}\n" for name in CLASSES), encoding="utf-8")
-    lists = {}
-    for split, per_class in counts.items():
+    for split in counts:
         if split not in SPLITS:
             raise ValueError(f"unknown split {split!r}; expected one of {', '.join(SPLITS)}")
-        rows = []
-        for n in range(per_class):
-            for label in range(len(CLASSES)):
-                rng = np.random.default_rng([seed, SPLITS.index(split), label, n])
-                rel = Path("videos") / split / f"{label}_{n:05d}.mp4"
-                write_video(out_dir / rel, render_clip(rng, label, spec), spec.fps)
-                rows.append(f"{rel.as_posix()} {label}\n")
+    jobs = [(split, label, n, Path("videos") / split / f"{label}_{n:05d}.mp4")
+            for split, per_class in counts.items() for n in range(per_class) for label in range(len(CLASSES))]
+    if workers > 1:
+        with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+            for done in [pool.submit(write_clip, out_dir, rel, seed, split, label, n, spec)
+                         for split, label, n, rel in jobs]:
+                done.result()
+    else:
+        for split, label, n, rel in jobs:
+            write_clip(out_dir, rel, seed, split, label, n, spec)
+    lists = {}
+    for split in counts:
         lists[split] = out_dir / f"{split}.txt"
-        lists[split].write_text("".join(rows), encoding="utf-8")
+        lists[split].write_text("".join(f"{rel.as_posix()} {label}\n" for s, label, _, rel in jobs if s == split),
+                                encoding="utf-8")
     return lists
-

@@ -30,7 +30,7 @@ import torch.distributed as dist
 import torch.nn.functional as F
 import yaml
 
-from tdn.checkpoint import load_imagenet_init, read_file, save_model
+from tdn.checkpoint import load_imagenet_init, load_model_init, read_file, save_model
 from tdn.meta import IMAGENET_MEAN, IMAGENET_STD, ModelMeta
 from tdn.config import Config
 from tdn.data import ClipDataset, clip_seconds_of, collate_clips, parse_flip_swap, read_list
@@ -135,13 +135,16 @@ def train(cfg: Config, *, progress: bool = True, stop_after: int | None = None) 
     labels, num_classes = _resolve_labels(cfg, records)
     flip_swap = parse_flip_swap(t.flip_swap, num_classes)
     spec = PreprocessSpec(cfg.model.resize_short, cfg.model.input_size, IMAGENET_MEAN, IMAGENET_STD)
-    clip_seconds = t.clip_seconds if t.clip_seconds is not None else (
-        clip_seconds_of(records) if t.data_format == "video" else None)
+    if t.time_grid:  # the model's windows span what the live scheduler's do
+        clip_seconds = t.clip_seconds if t.clip_seconds is not None else cfg.pipeline.window_seconds
+    else:
+        clip_seconds = t.clip_seconds if t.clip_seconds is not None else (
+            clip_seconds_of(records) if t.data_format == "video" else None)
     meta = ModelMeta(labels=labels, input_size=spec.input_size, resize_short=spec.resize_short,
                      mean=spec.mean, std=spec.std, clip_seconds=clip_seconds)
 
     common = dict(num_segments=cfg.model.num_segments, spec=spec, data_format=t.data_format,
-                  image_template=t.image_template)
+                  image_template=t.image_template, window_seconds=clip_seconds if t.time_grid else None)
     train_set = ClipDataset(records, train=True, flip=t.flip, flip_swap=flip_swap, **common)
     val_set = None
     if t.val_list:
@@ -153,6 +156,8 @@ def train(cfg: Config, *, progress: bool = True, stop_after: int | None = None) 
                          variant=cfg.model.variant, dropout=t.dropout, meta=meta)
     if t.imagenet:
         load_imagenet_init(model, t.imagenet)
+    if t.init:
+        load_model_init(model, t.init)
     model.to(device, memory_format=torch.channels_last)
     amp_dtype = (torch.float16 if device.type == "cuda" else torch.bfloat16) if t.amp else None
     net = model

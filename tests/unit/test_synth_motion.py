@@ -9,7 +9,7 @@ import pytest
 from tdn import synth
 from tdn.labels import load_labels
 
-SPEC = synth.ClipSpec()  # the real clip geometry: 160x120, 25 fps, 2 s
+SPEC = synth.ClipSpec(fps=25, webcam=False)  # 160x120, 2.5 s, written as MPEG-4 part 2 (no H.264 loss)
 
 
 def read_video(path) -> tuple[np.ndarray, float]:
@@ -108,7 +108,7 @@ def test_flip_swaps_left_right_and_rotation_sense():
 
 
 def test_generate_writes_lists_labels_and_playable_videos(tmp_path):
-    lists = synth.generate(tmp_path, {"train": 2, "val": 1}, seed=3)
+    lists = synth.generate(tmp_path, {"train": 2, "val": 1}, seed=3, spec=SPEC)
     assert load_labels(tmp_path / "labels.txt") == list(synth.CLASSES)
     rows = [line.rsplit(maxsplit=1) for line in lists["train"].read_text().splitlines()]
     assert len(rows) == 2 * len(synth.CLASSES)
@@ -117,12 +117,13 @@ def test_generate_writes_lists_labels_and_playable_videos(tmp_path):
     path, label = rows[-1]
     decoded, fps = read_video(tmp_path / path)
     assert fps == pytest.approx(SPEC.fps)
-    assert decoded.shape == (SPEC.num_frames, SPEC.height, SPEC.width, 3)
+    assert decoded.shape == (round(SPEC.fps * SPEC.seconds), SPEC.height, SPEC.width, 3)
     # The file holds the rendered clip (lossy codec): same random stream as generate() uses.
     # Compared blurred: the codec drops most of the sensor noise.
     smooth = lambda clip: np.stack([cv2.GaussianBlur(f, (5, 5), 0) for f in clip]).astype(np.float32)  # noqa: E731
-    rendered = synth.render_clip(np.random.default_rng([3, synth.SPLITS.index("train"), int(label), 1]), int(label))
-    other = synth.render_clip(np.random.default_rng([3, synth.SPLITS.index("train"), int(label), 0]), int(label))
+    rendered = synth.render_clip(np.random.default_rng([3, synth.SPLITS.index("train"), int(label), 1]), int(label),
+                                 SPEC)
+    other = synth.render_clip(np.random.default_rng([3, synth.SPLITS.index("train"), int(label), 0]), int(label), SPEC)
     error = np.abs(smooth(decoded) - smooth(rendered)).mean()
     assert error < 6
     assert error < np.abs(smooth(decoded) - smooth(other)).mean() / 4
