@@ -45,16 +45,19 @@ def _tick_step(duration: float) -> float:
 def timeline_svg(segments: Sequence[Segment], times: Sequence[float], probs: np.ndarray | None, labels: list[str] | None,
                  duration_s: float, classes: int = TIMELINE_CLASSES) -> str:
     """The timeline of a clip ``duration_s`` long: ``segments`` as bands, and the window scores
-    ``probs`` ``(W, K)`` at window ``times`` as lines for the ``classes`` classes that score highest
+    ``probs`` ``(W, K)`` at ``times`` (the middle of each window, where the segments place it) as
+    lines for the ``classes`` classes that score highest
     (no segments: a line saying there is no timeline)."""
     if duration_s <= 0 or not segments or probs is None:
         return '<div class="tdn-timeline-empty">no sliding window fits in the clip: no timeline</div>'
     index_of = {label_name(labels, k): k for k in range(probs.shape[1])}
     parts = [f'<svg class="tdn-timeline" viewBox="0 0 {WIDTH} {HEIGHT}" width="100%" role="img" '
              f'aria-label="clip timeline" data-duration="{duration_s:.3f}" data-left="{LEFT}" '
-             f'data-right="{WIDTH - RIGHT}" style="cursor:pointer;font:12px sans-serif;user-select:none">',
+             f'data-right="{WIDTH - RIGHT}" style="cursor:pointer;font:12px sans-serif;user-select:none">'
+             '<style>.tdn-timeline text{pointer-events:none}</style>',
              f'<rect x="0" y="0" width="{WIDTH}" height="{HEIGHT}" fill="white"/>',
-             f'<text x="{LEFT}" y="14" fill="#444">segments (click to seek)</text>']
+             f'<text x="{LEFT}" y="14" fill="#444">segments (click to seek); below: each window\'s scores at its middle'
+             '</text>']
     for s in segments:
         x0, x1 = _x(s.start_s, duration_s), _x(s.end_s, duration_s)
         name = s.label or UNCERTAIN

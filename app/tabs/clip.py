@@ -113,8 +113,8 @@ def build(host: ModelHost, config: Config, page: PageControls) -> ClipArea:
         summary = verdict_markdown(result, segments, service.labels, threshold=threshold,
                                    window_seconds=pipeline.window_seconds, num_segments=service.engine.num_segments)
         probs = views.window_probabilities(result) if result.windows else None
-        timeline = timeline_svg(segments, [w.time for w in result.windows or []], probs, service.labels,
-                                result.frames / result.fps)
+        middles = [w.time - pipeline.window_seconds / 2 for w in result.windows or []]  # as the segments place them
+        timeline = timeline_svg(segments, middles, probs, service.labels, result.frames / result.fps)
         scores = views.topk_scores(result.scores, service.labels, pipeline.topk)
         return scores, summary, str(out), timeline
 
@@ -133,6 +133,6 @@ def build(host: ModelHost, config: Config, page: PageControls) -> ClipArea:
         label = gr.Label(label="Whole-clip protocol score (secondary)", elem_id="clip-label")
 
     go.click(on_clip, [clip_in, views_choice, page.threshold, page.heatmap], [label, summary, annotated, timeline],
-             show_progress_on=[summary],  # one bar for the whole job
+             show_progress_on=[annotated],  # one bar for the whole job, where the video will appear
              concurrency_limit=None)  # no Gradio queue: clip_gate runs, queues or turns requests away
     return ClipArea(upload=clip_in, examples=examples)
