@@ -42,8 +42,8 @@ def _tick_step(duration: float) -> float:
     return duration / 5
 
 
-def timeline_svg(segments: Sequence[Segment], times: Sequence[float], probs: np.ndarray | None, labels: list[str] | None,
-                 duration_s: float, classes: int = TIMELINE_CLASSES) -> str:
+def timeline_svg(segments: Sequence[Segment], times: Sequence[float], probs: np.ndarray | None,
+                 labels: list[str] | None, duration_s: float, classes: int = TIMELINE_CLASSES) -> str:
     """The timeline of a clip ``duration_s`` long: ``segments`` as bands, and the window scores
     ``probs`` ``(W, K)`` at ``times`` (the middle of each window, where the segments place it) as
     lines for the ``classes`` classes that score highest

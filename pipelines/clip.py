@@ -30,7 +30,7 @@ import math
 from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol, Sequence
+from typing import AbstractSet, Protocol, Sequence
 
 import numpy as np
 import torch
@@ -39,8 +39,8 @@ from pipelines.postprocess import probabilities
 from pipelines.scheduler import WindowScheduler
 from pipelines.types import Frame
 from tdn.sampling import SEGMENT_LENGTH, parse_views, temporal_clip_indices
-from tdn.video import (ClipError, ClipInfo, ProgressCallback, bgr_to_model_rgb, check_memory, clip_frame_indices, fourcc,
-                       frame_rate, memory_need, open_video, probe_clip, read_clip_frames, read_frames)
+from tdn.video import (ClipError, ClipInfo, ProgressCallback, bgr_to_model_rgb, check_memory, clip_frame_indices,
+                       fourcc, frame_rate, memory_need, open_video, probe_clip, read_clip_frames, read_frames)
 
 # WebM/Matroska has no frame index: OpenCV estimates the count from the duration
 ESTIMATED_COUNT_CODECS = frozenset({"VP80", "VP90", "VP09"})
@@ -143,7 +143,8 @@ def predict_clip(engine, path: str | Path, *, views: str = "1x1", per_window: bo
                  limit_mb, what)
     # the backend decodes itself, at the source size: T * L frames per temporal clip
     dali_frames = t * SEGMENT_LENGTH * info.size[0] * info.size[1] * 3
-    backend_decodes = engine.preprocessor.can_decode(str(path)) and (limit_mb is None or dali_frames <= limit_mb * 2**20)
+    fits = limit_mb is None or dali_frames <= limit_mb * 2**20
+    backend_decodes = engine.preprocessor.can_decode(str(path)) and fits
     num_frames, frames, windows = info.declared, None, None
     if per_window:
         wanted = set() if backend_decodes else clip_frame_indices(info.declared, t, clips)
@@ -178,7 +179,7 @@ def predict_clip(engine, path: str | Path, *, views: str = "1x1", per_window: bo
 
 
 def sliding_windows(engine, path: str | Path, *, window_seconds: float = 2.0, max_gap_s: float = 1.0,
-                    progress: ProgressCallback | None = None, total: int = 0, keep: set[int] = frozenset(),
+                    progress: ProgressCallback | None = None, total: int = 0, keep: AbstractSet[int] = frozenset(),
                     sink: ClipFrameSink | None = None) -> tuple[list[ClipWindow], dict[int, np.ndarray], int]:
     """Every window the live scheduler would emit over the file played at its frame rate
     (frame ``i`` at ``i / fps`` s), scored in batches with the segment cache; also the model-size

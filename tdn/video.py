@@ -297,7 +297,8 @@ class BrowserVideoWriter:
                 pass
         error = self._process.stderr.read().decode(errors="replace").strip() if self._process.stderr else ""
         if self._process.wait() != 0:
-            raise ValueError(f"ffmpeg could not write {self.path.name}: {error or 'exit code ' + str(self._process.returncode)}")
+            reason = error or f"exit code {self._process.returncode}"
+            raise ValueError(f"ffmpeg could not write {self.path.name}: {reason}")
 
 
 def write_video(path: str | Path, frames: np.ndarray, fps: float) -> None:

@@ -81,12 +81,11 @@ def test_two_part_clip_headline_timeline_and_seeking(tmp_path):
             screenshot(page, "app_clip_seeked.png")
 
             # the playhead follows the video: seek from the video's side, then play
+            playhead_at = "+document.querySelector('#clip-timeline svg.tdn-timeline').dataset.playhead"
             video.evaluate("v => { v.muted = true; v.currentTime = 1.0; }")
-            page.wait_for_function(
-                "() => Math.abs(+document.querySelector('#clip-timeline svg.tdn-timeline').dataset.playhead - 1) < 0.05")
+            page.wait_for_function(f"() => Math.abs({playhead_at} - 1) < 0.05")
             video.evaluate("v => v.play()")
-            page.wait_for_function(
-                "() => +document.querySelector('#clip-timeline svg.tdn-timeline').dataset.playhead > 1.2")
+            page.wait_for_function(f"() => {playhead_at} > 1.2")
             video.evaluate("v => v.pause()")
     finally:
         demo.close()
