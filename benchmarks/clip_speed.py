@@ -2,7 +2,7 @@
 annotated video, for a 30 s 640x480 25 fps clip with the bundled demo model (target: 3 s on 2 cores).
 
 The clip is made by the project's generator (``tdn.synth``: 15 s moving right, then 15 s moving
-left, rendered at 160x120 as the demo model was trained, enlarged to 640x480). Timed, in one
+left, from 2.5 s pieces rendered at 160x120 as the demo model was trained, enlarged to 640x480). Timed, in one
 process, alternating so a shared machine slows all alike (medians over ``--runs``):
 
 - ``decode``: one pass of OpenCV decoding over the file (the floor of any clip job);
@@ -37,12 +37,15 @@ from tdn.synth import CLASSES, ClipSpec, render_clip  # noqa: E402
 from tdn.video import BrowserVideoWriter, open_video, open_writer, write_video  # noqa: E402
 
 
-def make_clip(path: Path, seconds: float, size: tuple[int, int]) -> Path:
-    """Half the clip moving right, half moving left, rendered by tdn.synth and enlarged to ``size`` (w, h)."""
+def make_clip(path: Path, seconds: float, size: tuple[int, int], piece_s: float = 2.5) -> Path:
+    """Half the clip moving right, half moving left, enlarged to ``size`` (w, h): each half is made of
+    ``piece_s`` s tdn.synth clips (a synth clip spreads its motion over its length, so one long clip
+    would move too slowly to read as motion)."""
     parts = []
     for i, motion in enumerate(("moving right", "moving left")):
-        frames = render_clip(np.random.default_rng([3, i]), CLASSES.index(motion), ClipSpec(seconds=seconds / 2))
-        parts.append(np.stack([cv2.resize(f, size, interpolation=cv2.INTER_LINEAR) for f in frames]))
+        for piece in range(max(1, round(seconds / 2 / piece_s))):
+            frames = render_clip(np.random.default_rng([3, i, piece]), CLASSES.index(motion), ClipSpec(seconds=piece_s))
+            parts.append(np.stack([cv2.resize(f, size, interpolation=cv2.INTER_LINEAR) for f in frames]))
     write_video(path, np.concatenate(parts), 25)
     return path
 
