@@ -1,12 +1,9 @@
 """Pure functions that turn pipeline results into what the UI shows: annotated frames, status
-lines, the clip timeline and the annotated clip video. Drawing itself is
-:mod:`pipelines.overlay`'s, scores to labels :mod:`pipelines.postprocess`'s; nothing here runs
-the model.
+lines, clip scores (the clip timeline is :mod:`app.timeline`, the annotated clip video
+:mod:`app.clip_video`). Drawing itself is :mod:`pipelines.overlay`'s, scores to labels
+:mod:`pipelines.postprocess`'s; nothing here runs the model.
 """
 from __future__ import annotations
-
-from pathlib import Path
-from typing import Callable
 
 import cv2
 import numpy as np
@@ -15,15 +12,11 @@ import torch
 from pipelines.clip import ClipPrediction
 from pipelines.events import PredictionEvent, StatsEvent
 from pipelines.overlay import HEATMAP_OPACITY, annotate, heatmap_colours
-from pipelines.postprocess import claimed_label, probabilities, top_indices, top_labels
+from pipelines.postprocess import claimed_label, probabilities, top_labels
 from pipelines.types import FINAL_STATES
-from tdn.labels import label_name
-from tdn.sampling import SEGMENT_LENGTH
-from tdn.video import open_video, open_writer
 from tdn.transforms import PreprocessSpec
 
 HEATMAP_CHOICES = [("off", "none"), ("RGB differences", "rgb"), ("S-TDM response", "stdm")]
-TIMELINE_CLASSES = 5  # classes drawn in the clip timeline
 DISPLAY_MIN_WIDTH = 480  # smaller frames are enlarged before overlays are drawn
 # a stream's state as a chip: the source states, with "ended" shown as "stopped"
 CHIP_COLOURS = {"connecting": "#b7791f", "live": "#2f855a", "reconnecting": "#c05621", "failed": "#c53030",
@@ -145,67 +138,3 @@ def topk_scores(scores: np.ndarray, labels: list[str] | None, k: int) -> dict[st
 def window_probabilities(result: ClipPrediction) -> np.ndarray:
     """Softmax of each sliding window's logits: float32 ``(W, K)``."""
     return probabilities(torch.stack([w.logits for w in result.windows]))  # W x (K,) -> (W, K)
-
-
-def timeline_rows(result: ClipPrediction, labels: list[str] | None, classes: int = TIMELINE_CLASSES) -> list[dict]:
-    """``[{"time", "score", "label"}]`` for the ``classes`` classes that score highest in any window."""
-    if not result.windows:
-        return []
-    probs = window_probabilities(result)
-    top = top_indices(probs.max(axis=0), classes)
-    return [{"time": round(w.time, 3), "score": float(probs[i, c]), "label": label_name(labels, int(c))}
-            for c in top for i, w in enumerate(result.windows)]
-
-
-def render_clip_video(path: str | Path, result: ClipPrediction, labels: list[str] | None, out_path: str | Path, *,
-                      threshold: float, heatmap: str, k: int, spec: PreprocessSpec | None = None,
-                      max_side: int = 480, progress: Callable[[float], None] | None = None) -> Path:
-    """Write ``path`` again as a VP8 WebM (plays in every browser) with, on each frame, the
-    prediction of the newest sliding window that ended at or before it, and the clip-level
-    prediction as the title. The ``"rgb"`` heat map uses the frame's last L frames; ``"stdm"``
-    that window's S-TDM response placed over ``spec``'s centre crop. ``progress`` gets the
-    fraction of frames written, every 25 frames."""
-    windows = result.windows or []
-    probs = window_probabilities(result) if windows else np.zeros((0, 0), np.float32)
-    [(clip_label, clip_score)] = top_labels(result.scores, labels, 1)
-    title = f"clip: {clip_label} {clip_score:.2f}"
-    try:
-        capture = open_video(path)
-    except (ValueError, OSError):
-        raise ValueError(f"cannot read {Path(path).name} to draw the annotated video") from None
-    out_path = Path(out_path)
-    writer = None
-    recent: list[np.ndarray] = []
-    index, current = 0, -1
-    try:
-        while True:
-            ok, bgr = capture.read()
-            if not ok:
-                break
-            h, w = bgr.shape[:2]
-            scale = min(1.0, max_side / max(h, w))
-            if scale < 1.0:
-                bgr = cv2.resize(bgr, (int(w * scale) // 2 * 2, int(h * scale) // 2 * 2), interpolation=cv2.INTER_AREA)
-            frame = for_display(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB))
-            recent = (recent + [frame])[-SEGMENT_LENGTH:]
-            t = index / result.fps
-            while current + 1 < len(windows) and windows[current + 1].time <= t + 1e-6:
-                current += 1
-            topk = () if current < 0 else top_labels(probs[current], labels, k)
-            response = None if current < 0 or windows[current].response is None \
-                else windows[current].response.astype(np.float32)
-            shown = annotate(frame, topk, threshold=threshold, heatmap=heatmap, segment=recent, response=response,
-                             spec=spec, title=title)
-            if writer is None:
-                writer = open_writer(out_path, "VP80", result.fps, (shown.shape[1], shown.shape[0]))
-            writer.write(cv2.cvtColor(shown, cv2.COLOR_RGB2BGR))
-            index += 1
-            if progress is not None and index % 25 == 0:
-                progress(min(1.0, index / max(1, result.frames)))
-    finally:
-        capture.release()
-        if writer is not None:
-            writer.release()
-    if writer is None:
-        raise ValueError(f"{Path(path).name} has no readable frames")
-    return out_path

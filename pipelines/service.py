@@ -32,7 +32,7 @@ from typing import Callable, Collection, Iterator
 
 import numpy as np
 
-from pipelines.clip import ClipPrediction, predict_clip
+from pipelines.clip import ClipFrameSink, ClipPrediction, predict_clip
 from pipelines.engine import InferenceEngine, StreamCounters, WindowResult
 from pipelines.events import (EVENT_KINDS, ErrorEvent, Event, LabelChangeEvent, PredictionEvent, StatsEvent,
                               StatusEvent)
@@ -368,11 +368,12 @@ class RecognitionService:
 
     # -- clips -------------------------------------------------------------------------------
     def predict_clip(self, path: str | Path, *, views: str = "1x1", per_window: bool = False,
-                     progress: ProgressCallback | None = None) -> ClipPrediction:
-        """Score an uploaded clip (TDN test protocol; ``per_window`` adds the live-style timeline)."""
+                     progress: ProgressCallback | None = None, sink: ClipFrameSink | None = None) -> ClipPrediction:
+        """Score an uploaded clip (TDN test protocol; ``per_window`` adds the live-style timeline,
+        and feeds ``sink`` the frames and windows as they come)."""
         p = self.config.pipeline
         return predict_clip(self.engine, path, views=views, per_window=per_window, window_seconds=p.window_seconds,
-                            max_gap_s=p.max_frame_gap_s, limit_mb=p.clip_memory_mb, progress=progress)
+                            max_gap_s=p.max_frame_gap_s, limit_mb=p.clip_memory_mb, progress=progress, sink=sink)
 
     def topk(self, scores: np.ndarray, k: int | None = None) -> list[dict]:
         """``[{"label", "score"}]`` of the ``k`` (default ``pipeline.topk``) best classes of a score vector."""

@@ -14,7 +14,9 @@ from __future__ import annotations
 
 import math
 import os
+import shutil
 import stat
+import subprocess
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable
@@ -138,8 +140,11 @@ def frame_rate(capture: cv2.VideoCapture) -> float:
 def retrieve_rgb(capture: cv2.VideoCapture, path: str | Path, resize_short: int | None) -> np.ndarray | None:
     """The frame just grabbed, as RGB, resized to ``resize_short`` (None: source size); None if it fails."""
     ok, image = capture.retrieve()
-    if not ok:
-        return None
+    return bgr_to_model_rgb(image, path, resize_short) if ok else None
+
+
+def bgr_to_model_rgb(image: np.ndarray, path: str | Path, resize_short: int | None) -> np.ndarray:
+    """A decoded BGR frame as RGB resized to ``resize_short`` (None: source size); ClipError for absurd geometry."""
     if resize_short is not None:
         check_geometry(path, *image.shape[:2], resize_short)  # the size may change inside a stream
         # (H, W, 3) -> (1, H, W, 3) -> resized (rh, rw, 3); per-channel, so BGR order can wait
@@ -211,17 +216,23 @@ def probe_clip(path: str | Path, resize_short: int) -> ClipInfo:
     return info
 
 
+def clip_frame_indices(num_frames: int, num_segments: int, clips: int) -> set[int]:
+    """Every frame index that ``clips`` temporal clips of ``num_segments`` segments of a ``num_frames``-frame
+    file use (:func:`tdn.sampling.temporal_clip_indices`); none for an unknown (0) count."""
+    return {i for idx in temporal_clip_indices(num_frames, num_segments, clips) for i in idx} if num_frames else set()
+
+
 def read_clip_frames(path: str | Path, info: ClipInfo, num_segments: int, clips: int, resize_short: int, *,
                      progress: ProgressCallback | None = None) -> tuple[dict[int, np.ndarray], int]:
     """The frames (index -> RGB resized to ``resize_short`` as decoded) that ``clips`` temporal clips
     of ``num_segments`` segments need, and the number of frames decoded: at most ``clips * T * L`` frames."""
     path = Path(path)
     declared = info.declared
-    wanted = {i for idx in temporal_clip_indices(declared, num_segments, clips) for i in idx} if declared else set()
+    wanted = clip_frame_indices(declared, num_segments, clips)
     frames, count = read_frames(path, wanted, progress=progress, expected=declared, resize_short=resize_short)
     if count != declared and count:  # the container's count was wrong or missing: select again with the true one
-        wanted = {i for idx in temporal_clip_indices(count, num_segments, clips) for i in idx}
-        frames, count = read_frames(path, wanted, progress=progress, expected=count, resize_short=resize_short)
+        frames, count = read_frames(path, clip_frame_indices(count, num_segments, clips), progress=progress,
+                                    expected=count, resize_short=resize_short)
     if not frames:
         raise ClipError(f"{path} has no decodable video frames")
     return frames, count
@@ -235,6 +246,59 @@ def open_writer(path: str | Path, codec: str, fps: float, size: tuple[int, int])
         writer.release()
         raise ValueError(f"OpenCV cannot write {codec} video to {path}")
     return writer
+
+
+class BrowserVideoWriter:
+    """H.264 MP4 (yuv420p, ``faststart``) that every browser plays, encoded by the system ``ffmpeg``
+    with x264's ``ultrafast`` preset in a child process (so encoding runs beside the caller);
+    ``write`` takes uint8 RGB frames of ``size`` ``(width, height)``. OpenCV's own VP8 encoder took
+    most of the time of a clip job on 2 cores (BENCHMARKS.md)."""
+
+    def __init__(self, path: str | Path, fps: float, size: tuple[int, int]):
+        ffmpeg = shutil.which("ffmpeg")
+        if ffmpeg is None:
+            raise ValueError("the system ffmpeg is needed to write browser video (scripts/install-system-deps.sh)")
+        width, height = size
+        if width % 2 or height % 2:
+            raise ValueError(f"H.264 in yuv420p needs an even width and height, got {width}x{height}")
+        self.path, self.size = Path(path), (width, height)
+        self._process = subprocess.Popen(
+            [ffmpeg, "-loglevel", "error", "-y", "-f", "rawvideo", "-pix_fmt", "rgb24", "-s", f"{width}x{height}",
+             "-r", f"{fps:.6g}", "-i", "-", "-c:v", "libx264", "-preset", "ultrafast", "-tune", "zerolatency",
+             "-pix_fmt", "yuv420p", "-movflags", "+faststart", "-f", "mp4", str(self.path)],
+            stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+
+    def write(self, rgb: np.ndarray) -> None:
+        if rgb.shape != (self.size[1], self.size[0], 3) or rgb.dtype != np.uint8:
+            raise ValueError(f"expected uint8 {self.size[0]}x{self.size[1]} RGB frames, got {rgb.dtype} {rgb.shape}")
+        try:
+            self._process.stdin.write(np.ascontiguousarray(rgb).data)
+        except BrokenPipeError:
+            self.release()  # raises with ffmpeg's reason
+
+    def discard(self) -> None:
+        """Stop encoding and remove the partial file (the job failed)."""
+        self._process.kill()
+        self._process.wait()
+        for pipe in (self._process.stdin, self._process.stderr):
+            if pipe is not None:
+                try:
+                    pipe.close()
+                except BrokenPipeError:
+                    pass
+        self.path.unlink(missing_ok=True)
+
+    def release(self) -> None:
+        """Finish the file; ValueError with ffmpeg's message if encoding failed."""
+        if self._process.stdin and not self._process.stdin.closed:
+            try:
+                self._process.stdin.close()
+            except BrokenPipeError:
+                pass
+        error = self._process.stderr.read().decode(errors="replace").strip() if self._process.stderr else ""
+        if self._process.wait() != 0:
+            reason = error or f"exit code {self._process.returncode}"
+            raise ValueError(f"ffmpeg could not write {self.path.name}: {reason}")
 
 
 def write_video(path: str | Path, frames: np.ndarray, fps: float) -> None:

@@ -199,8 +199,9 @@ def test_tdn_predict_prints_the_truncation_warning(capsys, weights, tmp_path):
     captured = capsys.readouterr()
     lines = [json.loads(line) for line in captured.out.splitlines()]
     assert code == 0
-    assert set(lines[0]) == {"source", "topk"}  # a whole clip: no warning field
-    assert set(lines[1]) == {"source", "topk", "warning"} and "of 100 frames could be decoded" in lines[1]["warning"]
+    whole = {"source", "summary", "segments", "topk"}
+    assert set(lines[0]) == whole  # a whole clip: no warning field
+    assert set(lines[1]) == whole | {"warning"} and "of 100 frames could be decoded" in lines[1]["warning"]
     assert f"tdn predict: warning: {cut}: only " in captured.err
 
 

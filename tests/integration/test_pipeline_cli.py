@@ -63,13 +63,39 @@ def test_predict_prints_one_line_per_clip_and_errors_for_bad_ones(capsys, weight
     assert [line["source"] for line in lines] == [clips[k] for k in order]
     good = [lines[0], lines[2]]
     for line in good:
-        assert set(line) == {"source", "topk"}
+        assert set(line) == {"source", "summary", "segments", "topk"}
+        check_segments(line, duration_s=2.0)
         assert sorted(e["label"] for e in line["topk"]) == sorted(LABELS)  # top-5 of 3 classes: all, once each
         scores = [e["score"] for e in line["topk"]]
         assert scores == sorted(scores, reverse=True) and sum(scores) == pytest.approx(1.0, abs=1e-4)
     assert good[0]["topk"][0]["label"] == good[1]["topk"][0]["label"]  # same frames, two containers
     for line, word in [(lines[1], "notes.mp4"), (lines[3], "empty"), (lines[4], "not found")]:
         assert set(line) == {"source", "error"} and word in line["error"]
+
+
+def check_segments(line: dict, duration_s: float) -> None:
+    """Segments tile the clip from 0 to its end, each a known label (or null: uncertain) with a score,
+    and the summary names them in order."""
+    segments = line["segments"]
+    assert segments and segments[0]["start_s"] == 0.0 and segments[-1]["end_s"] == pytest.approx(duration_s)
+    for a, b in zip(segments, segments[1:]):
+        assert a["end_s"] == b["start_s"] and a["label"] != b["label"]
+    for s in segments:
+        assert set(s) == {"label", "start_s", "end_s", "score"} and s["start_s"] < s["end_s"]
+        assert (s["label"] is None or s["label"] in LABELS) and 0.0 <= s["score"] <= 1.0
+    parts = line["summary"].split(", then ")
+    assert len(parts) == len(segments)
+    assert all(text.startswith((s["label"] or "uncertain") + " ") for s, text in zip(segments, parts))
+
+
+def test_predict_segments_follow_the_threshold(capsys, weights, clips):
+    """At threshold 1 no window is claimed: one uncertain segment over the whole clip."""
+    code, lines = run_tdn(capsys, "predict", clips["mp4"], "--json", "--weights", weights, "--threshold", "1.0",
+                          *FAST)
+    assert code == 0
+    (line,) = lines
+    assert line["segments"] == [{"label": None, "start_s": 0.0, "end_s": 2.0, "score": line["segments"][0]["score"]}]
+    assert line["summary"] == "uncertain 0-2 s"
 
 
 def test_predict_dense_views_and_windows(capsys, weights, clips):
