@@ -26,7 +26,7 @@ from app.login import LoginRateLimit, LoginThrottle
 from app.sessions import BrowserSession, ModelHost, StreamLimitError
 from pipelines.masking import mask_credentials
 from tdn.config import Config
-from tdn.registry import DEVICES, PRECISION_CHOICES, VIEWS
+from tdn.registry import DEVICES, ENGINE_CHOICES, PRECISION_CHOICES, VIEWS
 
 log = logging.getLogger(__name__)
 
@@ -45,7 +45,8 @@ def _model_summary(host: ModelHost) -> str:
     classes = f"{cfg.num_classes} classes" + ("" if meta.labels else " (no label names: showing indices)")
     pipeline = host.config.pipeline
     return (f"**Model:** TDN-{cfg.arch} `{cfg.variant}`, T={cfg.num_segments}, {classes}, input {meta.input_size} px; "
-            f"weights `{source}`; precision `{service.model.precision}`; window {pipeline.window_seconds:g} s, "
+            f"weights `{source}`; engine `{service.model.engine}`, precision `{service.model.precision}` "
+            f"({service.model.engine_choice}); window {pipeline.window_seconds:g} s, "
             f"smoothing {pipeline.smoothing}")
 
 
@@ -189,8 +190,9 @@ def build_ui(host: ModelHost, config: Config) -> gr.Blocks:
         return scores, summary, str(video), timeline
 
     # -- model panel -------------------------------------------------------------------------
-    def on_load_model(weights: str, labels: str, segments: float, precision: str, device: str, smoothing: float):
-        model = {"num_segments": int(segments), "precision": precision, "device": device}
+    def on_load_model(weights: str, labels: str, segments: float, precision: str, device: str, engine: str,
+                      smoothing: float):
+        model = {"num_segments": int(segments), "precision": precision, "device": device, "engine": engine}
         try:
             if weights != KEEP_CHOICE:
                 model["weights"] = None if weights == DEMO_CHOICE else str(resolve_in_weights(weights))
@@ -270,6 +272,7 @@ def build_ui(host: ModelHost, config: Config) -> gr.Blocks:
             with gr.Row():
                 precision_in = gr.Dropdown(list(PRECISION_CHOICES), value=config.model.precision, label="Precision")
                 device_in = gr.Dropdown(list(DEVICES), value=config.model.device, label="Device")
+                engine_in = gr.Dropdown(list(ENGINE_CHOICES), value=config.model.engine, label="Engine")
                 smoothing_in = gr.Slider(1, 16, value=config.pipeline.smoothing, step=1,
                                          label="Smoothing (windows averaged)")
             load = gr.Button("Load model", variant="primary", elem_id="load-model")
@@ -290,7 +293,8 @@ def build_ui(host: ModelHost, config: Config) -> gr.Blocks:
         clip_go.click(on_clip, [clip_in, clip_views, threshold, heatmap],
                       [clip_label, clip_summary, clip_video, clip_timeline],
                       concurrency_limit=None)  # no Gradio queue: clip_gate runs, queues or turns requests away
-        load.click(on_load_model, [weights_in, labels_in, segments_in, precision_in, device_in, smoothing_in],
+        load.click(on_load_model, [weights_in, labels_in, segments_in, precision_in, device_in, engine_in,
+                                   smoothing_in],
                    model_info, concurrency_limit=1)
     return demo
 

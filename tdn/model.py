@@ -165,18 +165,19 @@ class LongTermTDM(nn.Module):
         self.expand_bn = _bn(channels)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        nt, c, h, w = x.shape
+        h, w = x.shape[-2:]
         t = self.num_segments
         reduced = self.reduce_bn(self.reduce(x))  # (N*T, r, H, W)
         r = reduced.shape[1]
         shifted = self.conv_next(reduced).view(-1, t, r, h, w)  # (N*T, r, H, W) -> (N, T, r, H, W)
         reduced = reduced.view(-1, t, r, h, w)
         memory_format = torch.channels_last if x.is_contiguous(memory_format=torch.channels_last) else torch.contiguous_format
-        # Zero where the neighbour is missing: after the last segment, before the first.
-        diff = torch.empty((2 * nt, r, h, w), dtype=x.dtype, device=x.device, memory_format=memory_format).zero_()
-        pair = diff.view(2, -1, t, r, h, w)  # (2*N*T, r, H, W) -> (2 = [forward, backward], N, T, r, H, W)
-        pair[0, :, :-1] = shifted[:, 1:] - reduced[:, :-1]
-        pair[1, :, 1:] = shifted[:, :-1] - reduced[:, 1:]
+        # Zero where the neighbour is missing: after the last segment, before the first. Built by
+        # padding, not by writing into a view of a zeroed buffer: exporters (ONNX) drop such writes.
+        forward = F.pad(shifted[:, 1:] - reduced[:, :-1], (0, 0, 0, 0, 0, 0, 0, 1))  # (N, T-1, r, H, W) -> (N, T, r, H, W)
+        backward = F.pad(shifted[:, :-1] - reduced[:, 1:], (0, 0, 0, 0, 0, 0, 1, 0))
+        # 2 x (N, T, r, H, W) -> (2*N, T, r, H, W) -> (2*N*T, r, H, W): the forward half, then the backward half
+        diff = torch.cat((forward, backward)).flatten(0, 1).contiguous(memory_format=memory_format)
         coarse = self.scale2_bn(self.scale2_conv(half_resolution(diff)))  # the 2x2 mean
         coarse = F.interpolate(coarse, size=(h, w), mode="nearest")
         fine = self.scale1_bn(self.scale1_conv(diff))
@@ -332,9 +333,12 @@ class TDN(nn.Module):
     declared with them when a file is loaded; defaults for a new model.
     """
 
+    engine = "torch"  # what runs it (tdn.engines.EngineModel runs the same interface elsewhere)
+
     def __init__(self, cfg: TDNConfig, *, meta: ModelMeta | None = None):
         super().__init__()
         self.cfg = cfg
+        self.engine_choice = "torch"  # why this engine (tdn.load_model records it)
         self.meta = meta if meta is not None else ModelMeta()
         block = BasicBlock if cfg.block == "basic" else Bottleneck
         self.conv1 = nn.Conv2d(3, 64, 7, stride=2, padding=3)
@@ -366,6 +370,10 @@ class TDN(nn.Module):
     def precision(self) -> str:
         """Compute precision, set by the parameters' dtype ("fp32", "bf16" or "fp16")."""
         return {torch.float32: "fp32", torch.bfloat16: "bf16", torch.float16: "fp16"}[self.fc.weight.dtype]
+
+    @property
+    def device(self) -> torch.device:
+        return self.fc.weight.device
 
     def _prepare(self, x: torch.Tensor) -> torch.Tensor:
         return x.to(self.fc.weight.device, self.fc.weight.dtype, non_blocking=True)
