@@ -144,6 +144,12 @@ class _Temporal(nn.Module):
         return self.model.forward_temporal(features)
 
 
+def _part_module(model: TDN, part: str) -> nn.Module:
+    """``part`` of eval-mode ``model`` as a module; eval mode too (the exporter restores the module's mode,
+    recursively, after tracing: a wrapper in train mode would leave ``model`` in train mode)."""
+    return {"model": model, "segments": _Segments(model), "temporal": _Temporal(model)}[part].eval()
+
+
 def onnx_example(model: TDN, part: str, batch: int = 2) -> torch.Tensor:
     """A random float32 input of ``part`` at the model's shape, ``batch`` windows' worth."""
     window = example_input(model, batch=batch)
@@ -166,7 +172,7 @@ def onnx_bytes(model: TDN, part: str = "model") -> bytes:
         raise ValueError("export needs an eval-mode model (tdn.load_model returns one)")
     if model.precision != "fp32":
         raise ValueError(f"ONNX export needs a float32 model (the runtime sets the precision), got {model.precision}")
-    module = {"model": model, "segments": _Segments(model), "temporal": _Temporal(model)}[part]
+    module = _part_module(model, part)
     inputs, outputs = ONNX_PARTS[part]
     if part == "segments" and not model.cfg.has_stdm:
         outputs = outputs[:1]
@@ -211,3 +217,20 @@ def onnx_meta(path_or_bytes: str | Path | bytes) -> dict:
     if ONNX_META_KEY not in props:
         raise ValueError(f"ONNX model has no '{ONNX_META_KEY}' metadata (not exported by tdn export)")
     return json.loads(props[ONNX_META_KEY])
+
+
+@torch.no_grad()
+def onnx_max_difference(model: TDN, path: str | Path, *, batch: int = 3) -> float:
+    """Largest |eager - ONNX Runtime| over the outputs of the exported ``part`` of ``model`` on a random
+    input of ``batch`` windows (a batch size the export did not trace). Needs onnxruntime."""
+    import onnxruntime
+
+    meta = onnx_meta(path)
+    part = meta["part"]
+    example = onnx_example(model, part, batch=batch)
+    session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    outputs = session.run(None, {meta["inputs"][0]: example.numpy()})
+    module = _part_module(model, part)
+    expected = module(example)
+    expected = expected if isinstance(expected, tuple) else (expected,)
+    return max(float((torch.from_numpy(o) - e.float()).abs().max()) for o, e in zip(outputs, expected))

@@ -131,12 +131,13 @@ class TemporalConv(nn.Module):
         self.weight = nn.Parameter(weight)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        nt, c, h, w = x.shape
-        x = x.view(nt // self.num_segments, self.num_segments, c, h * w)  # (N*T, C, H, W) -> (N, T, C, H*W)
+        c, h, w = x.shape[1:]
+        # -1, not a batch size read from the shape: an export traces the latter as a constant
+        x = x.view(-1, self.num_segments, c, h * w)  # (N*T, C, H, W) -> (N, T, C, H*W)
         x = x.permute(0, 2, 1, 3)  # (N, T, C, H*W) -> (N, C, T, H*W), a view
         kernel = self.weight.view(c, 1, 3, 1)  # (C, 1, 3) -> (C, 1, 3, 1)
         out = F.conv2d(x, kernel, padding=(1, 0), groups=c)
-        return out.permute(0, 2, 1, 3).reshape(nt, c, h, w)  # (N, C, T, H*W) -> (N*T, C, H, W), a view if channels_last
+        return out.permute(0, 2, 1, 3).reshape(-1, c, h, w)  # (N, C, T, H*W) -> (N*T, C, H, W), a view if channels_last
 
 
 class LongTermTDM(nn.Module):
@@ -288,7 +289,7 @@ class ShortTermTDM(nn.Module):
     def stem(self, segments: torch.Tensor) -> torch.Tensor:
         # Pooling is linear, so pooling the L frames and then differencing equals the equation's
         # pool(differences), with the subtraction on a quarter of the pixels.
-        frames = half_resolution(segments.flatten(0, 1)).unflatten(0, segments.shape[:2])  # (M, L, 3, H/2, W/2)
+        frames = half_resolution(segments.flatten(0, 1)).unflatten(0, (-1, segments.shape[1]))  # (M, L, 3, H/2, W/2)
         diffs = frames[:, 1:] - frames[:, :-1]  # (M, L, 3, h, w) -> (M, L-1, 3, h, w), in the input's precision
         memory_format = torch.channels_last if self.conv.weight.is_contiguous(memory_format=torch.channels_last) \
             else torch.contiguous_format
@@ -422,7 +423,7 @@ class TDN(nn.Module):
 
         ``features`` ``(N, T, C, h, w)`` from :meth:`forward_segments` -> logits ``(N, classes)`` float32.
         """
-        n, t = features.shape[:2]
+        t = features.shape[1]
         if t != self.cfg.num_segments and (self.cfg.has_ltdm or self.cfg.has_temporal_conv):
             raise ValueError(f"this model was built for T={self.cfg.num_segments} segments, got {t}")
         x = self._prepare(features.flatten(0, 1))  # (N, T, C, h, w) -> (N*T, C, h, w)
@@ -431,14 +432,13 @@ class TDN(nn.Module):
         x = self.layer4(self.layer3(self.layer2(x)))
         x = F.adaptive_avg_pool2d(x, 1).flatten(1)  # (N*T, C', h', w') -> (N*T, C')
         logits = self.fc(self.dropout(x))
-        return logits.float().view(n, t, -1).mean(1)  # (N*T, K) -> (N, T, K) -> (N, K)
+        return logits.float().view(-1, t, logits.shape[1]).mean(1)  # (N*T, K) -> (N, T, K) -> (N, K)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.dim() != 6 or x.shape[3] != 3:
             raise ValueError(f"expected input (N, T, L, 3, H, W), got shape {tuple(x.shape)}")
-        n, t = x.shape[:2]
         features = self.forward_segments(x.flatten(0, 1))  # (N, T, L, 3, H, W) -> (N*T, L, 3, H, W)
-        return self.forward_temporal(features.unflatten(0, (n, t)))  # (N*T, C, h, w) -> (N, T, C, h, w)
+        return self.forward_temporal(features.unflatten(0, (-1, x.shape[1])))  # (N*T, C, h, w) -> (N, T, C, h, w)
 
 
 MODELS: dict[str, Callable[..., TDN]] = {}  # arch -> keyword-only builder
