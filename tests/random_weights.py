@@ -8,7 +8,7 @@ import torch
 
 from tdn.checkpoint import save_model
 from tdn.meta import ModelMeta
-from tdn.model import create_model
+from tdn.model import BasicBlock, Bottleneck, create_model
 
 SIZE = 64
 
@@ -25,6 +25,10 @@ def random_weights(path: Path, *, arch: str = "resnet18", variant: str = "tdn", 
             m.running_var.copy_(torch.rand(m.num_features, generator=g) + 0.5)
             m.weight.data.copy_(torch.rand(m.num_features, generator=g) + 0.5)
             m.bias.data.copy_(torch.randn(m.num_features, generator=g) * 0.1)
+    for block in model.modules():  # small residual branches, as in a trained ResNet: activations stay in
+        if isinstance(block, (Bottleneck, BasicBlock)):  # range through 100 layers (logits of order 10, not 1000)
+            last_bn = block.bn3 if isinstance(block, Bottleneck) else block.bn2
+            last_bn.weight.data.mul_(0.2)
     torch.nn.init.normal_(model.fc.weight, 0, 0.05)
     meta = ModelMeta(labels=[f"class{i}" for i in range(classes)], input_size=size, resize_short=size + size // 8,
                      clip_seconds=2.0)
