@@ -13,7 +13,8 @@ execution provider (fp16 or fp32; needs ``onnxruntime-gpu`` and TensorRT's libra
 
 ``engine="auto"`` (:func:`choose_engine`) takes the fastest engine measured for the machine's
 device kind and the precision from ``tdn/engine_choice.yaml``, a table recorded by
-``tdn bench model --engines ...`` (see BENCHMARKS.md); a device kind with no measurement runs torch.
+``tdn bench model --engines ... --record-choice`` (see BENCHMARKS.md), when it beat torch by at least
+:data:`MIN_GAIN`; otherwise, and for a device kind with no measurement, torch.
 """
 from __future__ import annotations
 
@@ -44,6 +45,10 @@ SUPPORTED: dict[str, dict[str, tuple[str, ...]]] = {
     "openvino": {"cpu": ("bf16", "fp32")},
     "tensorrt": {"cuda": ("fp16", "fp32")},
 }
+
+# an engine is chosen over torch only if measured at least this much faster: less is within the noise of
+# medians on a shared machine, and not worth an export and a compilation at every load
+MIN_GAIN = 0.10
 
 Runner = Callable[[dict[str, np.ndarray]], list[np.ndarray]]  # named inputs -> outputs in the graph's order
 
@@ -95,16 +100,21 @@ def _choice_table() -> dict:
 
 
 def choose_engine(device: torch.device, precision: str) -> tuple[str, str]:
-    """``(engine, why)``: the fastest installed engine measured for this device kind and precision."""
+    """``(engine, why)``: the fastest installed engine measured for this device kind and precision, if it
+    beat torch by at least :data:`MIN_GAIN` (else torch, which needs no export and no compilation)."""
     kind = device_kind(device)
     row = _choice_table().get(kind, {}).get(precision)
     if row is None:
         return "torch", f"auto: no measurement for {kind} {precision} in {CHOICE_TABLE.name}; torch"
-    for engine, ms in row["ms"].items():  # fastest first
-        if engine_installed(engine) and precision in SUPPORTED[engine].get(device.type, ()):
-            timings = ", ".join(f"{e} {t:g} ms" for e, t in row["ms"].items())
-            return engine, f"auto: fastest measured for {kind} {precision} ({timings}; {row['source']})"
-    return "torch", f"auto: no measured engine installed for {kind} {precision}; torch"
+    timings = ", ".join(f"{e} {t:g} ms" for e, t in row["ms"].items())
+    runnable = [e for e in row["ms"] if engine_installed(e) and precision in SUPPORTED[e].get(device.type, ())]
+    if not runnable:
+        return "torch", f"auto: no measured engine installed for {kind} {precision}; torch"
+    fastest, torch_ms = runnable[0], row["ms"].get("torch")  # the table lists the fastest first
+    if fastest != "torch" and torch_ms is not None and row["ms"][fastest] > (1 - MIN_GAIN) * torch_ms:
+        return "torch", (f"auto: measured for {kind} {precision} ({timings}; {row['source']}): "
+                         f"{fastest} less than {MIN_GAIN:.0%} faster than torch; torch")
+    return fastest, f"auto: fastest measured for {kind} {precision} ({timings}; {row['source']})"
 
 
 # -- the runners: one compiled graph each -------------------------------------------------------

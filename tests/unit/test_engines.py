@@ -88,6 +88,17 @@ def test_auto_takes_the_fastest_installed_engine_of_the_table(monkeypatch):
     assert engine == "torch" and "no measurement" in why
 
 
+@pytest.mark.skipif("openvino" not in CPU_ENGINES, reason="openvino not installed")
+def test_auto_keeps_torch_unless_an_engine_is_clearly_faster(monkeypatch):
+    cpu = torch.device("cpu")
+    row = lambda ms: {device_kind(cpu): {"fp32": {"ms": ms, "source": "test"}}}  # noqa: E731
+    monkeypatch.setattr(engines, "_choice_table", lambda: row({"openvino": 95.0, "torch": 100.0}))
+    engine, why = choose_engine(cpu, "fp32")
+    assert engine == "torch" and "openvino less than 10% faster than torch" in why
+    monkeypatch.setattr(engines, "_choice_table", lambda: row({"openvino": 85.0, "torch": 100.0}))
+    assert choose_engine(cpu, "fp32")[0] == "openvino"
+
+
 def test_auto_is_visible_on_the_model(weights, monkeypatch):
     monkeypatch.setattr(engines, "_choice_table", lambda: {})
     model = load_model(weights, precision="fp32", engine="auto")
