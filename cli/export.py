@@ -47,5 +47,5 @@ def main(args: argparse.Namespace) -> int:
         diff = max_logit_difference(model, load_torchscript(out)[0])
         checked = "TorchScript"
     print(f"exported {weights} -> {out} ({args.format} {args.part}, {args.precision}); "
-          f"max |output difference| {checked} vs eager: {diff:.3g}")
+          f"max |{'logit' if args.part == 'model' else 'output'} difference| {checked} vs eager: {diff:.3g}")
     return 0
