@@ -7,7 +7,7 @@ PYTHON ?= python3
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install --quiet --upgrade pip
-	$(VENV)/bin/pip install --quiet -e '.[test,cluster]'
+	$(VENV)/bin/pip install --quiet -e '.[test,cluster,onnxruntime,openvino]'
 	touch $@
 
 venv: $(VENV)/.installed

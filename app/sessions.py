@@ -180,7 +180,7 @@ class BrowserSession:
             self.host.close_stream(*webcam)
 
     # -- cameras -------------------------------------------------------------------------
-    def add_camera(self, spec: int | str, *, name: str | None = None, loop: bool | None = None) -> Camera:
+    def add_camera(self, spec: int | str, name: str | None = None, *, loop: bool | None = None) -> Camera:
         """Open ``spec`` (already checked by :func:`app.inputs.parse_camera_source`) as ``name``
         (checked by :func:`app.inputs.parse_camera_name`; default :func:`~app.inputs.default_camera_name`;
         `` #2``, `` #3``, ... added when the tab has a camera of that name); a source that

@@ -130,7 +130,8 @@ def main(argv: list[str] | None = None) -> int:
                 "date": utc_now(),
                 "machine": machine(),
                 "model": f"TDN-{model.cfg.arch} {model.cfg.variant} T={model.cfg.num_segments} "
-                         f"{model.meta.input_size}px {model.precision} ({model.meta.source or 'random'})",
+                         f"{model.meta.input_size}px {model.precision} ({model.meta.source or 'random'}), "
+                         f"engine {model.engine} ({model.engine_choice})",
                 "stream": f"{args.width}x{args.height} {args.fps} fps synthetic motion clip "
                           "(rendered at 160x120, upscaled) "
                           f"({', '.join(CLASSES[i] for i in (0, 1, 4, 8))}), looped, paced in real time",

@@ -1,13 +1,22 @@
-"""``tdn bench model``: TDN against a TSN ResNet per window (:func:`tdn.bench.bench_model`)."""
+"""``tdn bench model``: TDN against a TSN ResNet per window, per engine (:func:`tdn.bench.bench_model`)."""
 from __future__ import annotations
 
 import argparse
 import json
 
 from cli.options import bounded
-from tdn.bench import bench_model
+from tdn.bench import bench_model, matmul_peak_tflops, record_choice
 from tdn.config import SETTINGS, Range
-from tdn.registry import ARCHS, CPU_PRECISIONS
+from tdn.registry import ARCHS, CPU_PRECISIONS, ENGINES
+
+
+def _engine_list(text: str) -> tuple[str, ...]:
+    names = tuple(text.split(","))
+    bad = [n for n in names if n not in ENGINES]
+    if bad:
+        raise argparse.ArgumentTypeError(f"unknown engine {bad[0]!r}; expected a comma-separated list of "
+                                         f"{', '.join(ENGINES)}")
+    return names
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -17,19 +26,35 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--size", type=bounded(int, SETTINGS["model.input_size"].range), default=224)
     parser.add_argument("--runs", type=bounded(int, Range(1, 10_000)), default=20)
     parser.add_argument("--precisions", default=",".join(CPU_PRECISIONS), help="comma-separated (default: %(default)s)")
+    parser.add_argument("--engines", type=_engine_list, default=("torch",),
+                        help="comma-separated engines timed in the same process (default: torch)")
     parser.add_argument("--threads", type=bounded(int, Range(1, 1024)), default=None,
                         help="torch threads (default: torch's choice)")
+    parser.add_argument("--peak", action="store_true", help="also measure the matrix-multiply peak per precision")
+    parser.add_argument("--record-choice", action="store_true",
+                        help="write the measured engine order for this device kind to tdn/engine_choice.yaml "
+                             "(what model.engine=auto reads)")
     parser.add_argument("--json", action="store_true")
 
 
 def main(args: argparse.Namespace) -> int:
-    report = bench_model(args.arch, args.segments, args.size, tuple(args.precisions.split(",")), args.runs,
-                         threads=args.threads)
+    precisions = tuple(args.precisions.split(","))
+    report = bench_model(args.arch, args.segments, args.size, precisions, args.runs, threads=args.threads,
+                         engines=args.engines)
+    if args.peak:
+        report["matmul_peak_tflops"] = {p: round(matmul_peak_tflops(p), 3) for p in precisions}
+    if args.record_choice:
+        record_choice(report)
     if args.json:
         print(json.dumps(report, allow_nan=False))
         return 0
     print(f"TDN-{args.arch} T={args.segments} vs TSN ({args.arch}, torchvision) at {args.size}px, batch 1, "
-          f"{report['threads']} threads, median of {args.runs}:")
+          f"{report['threads']} threads, median of {args.runs} ({report['gflop_per_window']} GFLOP per TDN window):")
     for precision, r in report["results"].items():
-        print(f"  {precision}: TDN {r['tdn_ms']:.1f} ms, TSN {r['tsn_ms']:.1f} ms, ratio {r['ratio']:.2f}x")
+        peak = report.get("matmul_peak_tflops", {}).get(precision)
+        for engine, e in r["engines"].items():
+            vs = f", {e['vs_tsn_torch']:.2f}x TSN-torch" if "vs_tsn_torch" in e else ""
+            share = f", {100 * e['tflops'] / peak:.0f}% of the matmul peak" if peak else ""
+            print(f"  {precision} {engine}: TDN {e['tdn_ms']:.1f} ms, TSN {e['tsn_ms']:.1f} ms, ratio {e['ratio']:.2f}x"
+                  f"{vs}; {e['tflops']:.2f} TFLOP/s{share}")
     return 0

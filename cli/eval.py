@@ -16,7 +16,7 @@ from tdn.registry import VIEWS
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_setting_flags(parser, "model.weights", "train.val_list", "train.root", "train.data_format", "model.precision",
-                      "model.device", rename={"train.val_list": "--list"})
+                      "model.device", "model.engine", rename={"train.val_list": "--list"})
     parser.add_argument("--views", default="1x1", choices=VIEWS,
                         help="test views: temporal clips x crops (default: %(default)s)")
     parser.add_argument("--batch-size", type=bounded(int, SETTINGS["train.batch_size"].range), default=4,
@@ -33,7 +33,8 @@ def main(args: argparse.Namespace) -> int:
     if cfg.train.val_list is None:
         raise ValueError("no list to evaluate: pass --list FILE (or set train.val_list)")
     model = load_model(cfg.model.weights or DEMO_WEIGHTS, num_segments=cfg.model.num_segments,
-                       device=cfg.model.device, precision=cfg.model.precision, labels=cfg.model.labels)
+                       device=cfg.model.device, precision=cfg.model.precision, labels=cfg.model.labels,
+                       engine=cfg.model.engine)
     list_path = Path(cfg.train.val_list)
     root = cfg.train.root or list_path.parent
     records = read_list(list_path, data_format=cfg.train.data_format, root=root)
@@ -48,7 +49,7 @@ def main(args: argparse.Namespace) -> int:
     loader = torch.utils.data.DataLoader(dataset, batch_size=args.batch_size, num_workers=cfg.train.workers,
                                          collate_fn=collate_clips)
     metrics = evaluate(model, loader, num_classes, labels=model.meta.labels, progress=not args.json,
-                       device=model.fc.weight.device)
+                       device=model.device)
     if metrics.count == 0:
         shown = "; ".join(map(str, metrics.skipped[:5])) + ("; ..." if len(metrics.skipped) > 5 else "")
         raise ValueError(f"no clip of {list_path} could be read ({len(metrics.skipped)} tried): {shown}")

@@ -20,7 +20,7 @@ from cli.options import add_setting_flags, config_from_args
 from tdn.registry import VIEWS
 
 # the settings ``tdn predict`` and ``tdn stream`` both take as flags
-MODEL_SETTINGS = ("model.weights", "model.labels", "model.num_segments", "model.device", "model.precision",
+MODEL_SETTINGS = ("model.weights", "model.labels", "model.num_segments", "model.device", "model.precision", "model.engine",
                   "pipeline.backend", "pipeline.topk")
 # and those that make the segments
 SEGMENT_SETTINGS = ("pipeline.smoothing", "pipeline.threshold")  # window length: --set pipeline.window_seconds=S
@@ -34,6 +34,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="also print every sliding window's scores (the segments are made from them)")
     add_setting_flags(parser, *MODEL_SETTINGS, *SEGMENT_SETTINGS)
     parser.add_argument("--json", action="store_true", help="print JSON lines")
+
+
+def engine_line(model) -> str:
+    """Which engine runs the model, in which precision, and why (stderr of ``tdn predict`` and ``tdn stream``)."""
+    return f"engine {model.engine}, {model.precision} ({model.engine_choice})"
 
 
 def _format_text(record: dict) -> str:
@@ -56,6 +61,7 @@ def main(args: argparse.Namespace) -> int:
     config = config_from_args(args)
     failed = 0
     with RecognitionService(config) as service:
+        print(f"tdn predict: {engine_line(service.model)}", file=sys.stderr, flush=True)
         for path in args.clips:
             try:
                 result = service.predict_clip(path, views=args.views, per_window=True)

@@ -22,7 +22,7 @@ import time
 from pathlib import Path
 
 from cli.options import add_setting_flags, bounded, config_from_args
-from cli.predict import MODEL_SETTINGS
+from cli.predict import MODEL_SETTINGS, engine_line
 from pipelines.overlay import HEATMAPS
 from tdn.config import Range
 
@@ -73,6 +73,7 @@ def main(args: argparse.Namespace) -> int:
     writers: list[AnnotatedVideoWriter] = []
     kinds = {"prediction", "label_change", "status", "error"} | ({"stats"} if args.stats else set())
     with RecognitionService(config) as service:
+        print(f"tdn stream: {engine_line(service.model)}", file=sys.stderr, flush=True)
         service.subscribe(on_event, kinds=kinds)
         started = []
         for i, spec in enumerate(args.source):

@@ -102,7 +102,7 @@ def load_service_model(config: Config):
         hint = " (the bundled demo model is missing: see weights/README or pass --weights)" if m.weights is None else ""
         raise FileNotFoundError(f"weights file not found: {weights}{hint}")
     return load_model(weights, arch=m.arch, num_segments=m.num_segments, num_classes=m.num_classes,
-                      variant=m.variant, device=m.device, precision=m.precision, labels=m.labels)
+                      variant=m.variant, device=m.device, precision=m.precision, labels=m.labels, engine=m.engine)
 
 
 class RecognitionService:

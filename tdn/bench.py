@@ -1,30 +1,36 @@
-"""``tdn bench model``: TDN against a TSN ResNet on the same frames, same process, medians.
+"""``tdn bench model``: TDN against a TSN ResNet on the same frames, per engine, same process, medians.
 
 TSN here is torchvision's ResNet (same depth) run on the T centre frames as a batch of T
 images, prepared exactly like TDN's fast path: eval, BatchNorm folded, channels_last,
-inference mode, and the same precision. Both start from the same float32 clip and convert
-their own input (precision, channels_last) inside the timed call. Runs alternate between
-the two models so that a noisy, shared machine slows both alike; the ratio is the figure
-to read.
+inference mode, and the same precision; under an ONNX engine both run from a float32 ONNX
+export in the engine's precision. All start from the same float32 clip and convert their own
+input inside the timed call. Runs alternate between the models so that a noisy, shared
+machine slows them alike; the ratios are the figures to read.
 
 Also the record helpers the scripts in ``benchmarks/`` share: :func:`machine`, :func:`rss_mb`, :func:`utc_now`,
 :func:`emit_record`.
 """
 from __future__ import annotations
 
+import io
 import json
 import os
 import platform
 import statistics
 import time
+import warnings
 from datetime import datetime, timezone
 from pathlib import Path
 
 import torch
 import torchvision
+import yaml
 
 from tdn.api import load_model
+from tdn.engines import CHOICE_TABLE, RUNNERS, SUPPORTED, device_kind
+from tdn.export import ONNX_OPSET, onnx_bytes
 from tdn.inference import DTYPES, fold_batchnorm
+from tdn.info import count_macs
 from tdn.registry import CPU_PRECISIONS
 
 
@@ -81,36 +87,98 @@ def _time_once(fn) -> float:
     return time.perf_counter() - start
 
 
+def matmul_peak_tflops(precision: str, size: int = 2048, runs: int = 10) -> float:
+    """Measured matrix-multiply throughput (TFLOP/s, median of ``runs``) of square ``size`` matrices in
+    ``precision`` on this CPU: the ceiling a convolution network can approach."""
+    a, b = (torch.randn(size, size, dtype=DTYPES[precision]) for _ in range(2))
+    a @ b  # warm-up
+    seconds = statistics.median(_time_once(lambda: a @ b) for _ in range(runs))
+    return 2 * size**3 / seconds / 1e12
+
+
+def _onnx_of(module: torch.nn.Module, example: torch.Tensor) -> bytes:
+    """A plain float32 ONNX export of ``module`` (torchvision's ResNet for TSN under an engine)."""
+    buffer = io.BytesIO()
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(module, (example,), buffer, dynamo=False, opset_version=ONNX_OPSET, input_names=["input"],
+                          output_names=["logits"])
+    return buffer.getvalue()
+
+
 def bench_model(arch: str = "resnet50", num_segments: int = 8, size: int = 224, precisions=CPU_PRECISIONS,
-                runs: int = 20, warmup: int = 3, threads: int | None = None) -> dict:
-    """Median seconds per batch-1 window for TDN and TSN in each precision, and their ratio."""
+                runs: int = 20, warmup: int = 3, threads: int | None = None, engines=("torch",)) -> dict:
+    """Median ms per batch-1 window of TDN and TSN under each engine and precision it runs on the CPU.
+
+    ``results[precision]`` has torch's ``tdn_ms``, ``tsn_ms`` and ``ratio``, and per engine
+    ``engines[name]``: ``tdn_ms``, ``tsn_ms``, ``ratio`` (TDN / TSN, same engine), ``vs_tsn_torch``
+    (TDN under it / TSN under torch) and ``tflops`` (TDN's multiply-adds x 2 / time). All the
+    models of one precision are timed in turn within each round, so machine noise hits them alike.
+    """
     if threads:
         torch.set_num_threads(threads)
+    cpu = torch.device("cpu")
     clip = torch.randn(1, num_segments, 5, 3, size, size)
     centres = clip[0, :, 2]  # (1, T, 5, 3, H, W) -> (T, 3, H, W), a view: each model converts its input itself
+    tdn_fp32 = load_model(arch=arch, num_segments=num_segments, num_classes=1000, precision="fp32")
+    tdn_fp32.meta.input_size = size
+    engine_graphs = [e for e in engines if e != "torch"]
+    tdn_graph = onnx_bytes(tdn_fp32, "model") if engine_graphs else b""
+    tsn_graph = _onnx_of(_torchvision_tsn(arch), centres) if engine_graphs else b""
+    window, frames = clip.numpy(), centres.contiguous().numpy()
+    gflop = 2 * count_macs(tdn_fp32, clip) / 1e9
     results = {}
     for precision in precisions:
-        tdn = load_model(arch=arch, num_segments=num_segments, num_classes=1000, precision=precision)
-        tsn = _torchvision_tsn(arch).to(dtype=DTYPES[precision], memory_format=torch.channels_last)
-
-        def run_tdn():
-            tdn(clip)
-
-        def run_tsn():
-            tsn(centres.to(DTYPES[precision], memory_format=torch.channels_last)).float().mean(0)
-
-        times = {"tdn": [], "tsn": []}
+        models = {}  # (engine, "tdn" | "tsn") -> a call on the clip
+        for engine in engines:
+            if precision not in SUPPORTED[engine].get("cpu", ()):
+                continue
+            if engine == "torch":
+                tdn = load_model(arch=arch, num_segments=num_segments, num_classes=1000, precision=precision)
+                tsn = _torchvision_tsn(arch).to(dtype=DTYPES[precision], memory_format=torch.channels_last)
+                models[engine, "tdn"] = lambda tdn=tdn: tdn(clip)
+                models[engine, "tsn"] = lambda tsn=tsn, p=precision: tsn(
+                    centres.to(DTYPES[p], memory_format=torch.channels_last)).float().mean(0)
+            else:
+                tdn_run = RUNNERS[engine](tdn_graph, cpu, precision)
+                tsn_run = RUNNERS[engine](tsn_graph, cpu, precision)
+                models[engine, "tdn"] = lambda run=tdn_run: torch.from_numpy(run({"window": window})[0])
+                models[engine, "tsn"] = lambda run=tsn_run: torch.from_numpy(run({"input": frames})[0]).mean(0)
+        times = {key: [] for key in models}
+        order = list(models)
         with torch.inference_mode():
             for i in range(warmup + runs):
-                for name, fn in (("tdn", run_tdn), ("tsn", run_tsn)) if i % 2 == 0 else (("tsn", run_tsn), ("tdn", run_tdn)):
-                    t = _time_once(fn)
+                for key in order if i % 2 == 0 else order[::-1]:
+                    t = _time_once(models[key])
                     if i >= warmup:
-                        times[name].append(t)
-        tdn_ms, tsn_ms = (statistics.median(times[k]) * 1e3 for k in ("tdn", "tsn"))
-        results[precision] = {"tdn_ms": round(tdn_ms, 1), "tsn_ms": round(tsn_ms, 1), "ratio": round(tdn_ms / tsn_ms, 3)}
+                        times[key].append(t)
+        ms = {key: statistics.median(v) * 1e3 for key, v in times.items()}
+        per_engine = {}
+        for engine in dict.fromkeys(e for e, _ in models):
+            tdn_ms, tsn_ms = ms[engine, "tdn"], ms[engine, "tsn"]
+            per_engine[engine] = {"tdn_ms": round(tdn_ms, 1), "tsn_ms": round(tsn_ms, 1),
+                                  "ratio": round(tdn_ms / tsn_ms, 3), "tflops": round(gflop / tdn_ms, 4)}
+            if ("torch", "tsn") in ms:
+                per_engine[engine]["vs_tsn_torch"] = round(tdn_ms / ms["torch", "tsn"], 3)
+        results[precision] = {"engines": per_engine, **{k: per_engine["torch"][k] for k in ("tdn_ms", "tsn_ms", "ratio")
+                                                        if "torch" in per_engine}}
     return {
         "arch": arch, "num_segments": num_segments, "size": size, "batch": 1, "runs": runs,
         "threads": torch.get_num_threads(), "torch": torch.__version__, "cpu": cpu_name(),
-        "date": utc_now(), "results": results,
+        "device_kind": device_kind(cpu), "gflop_per_window": round(gflop, 2),
+        "date": utc_now(), "load_average": list(os.getloadavg()), "results": results,
     }
 
+
+def record_choice(report: dict, path: Path = CHOICE_TABLE) -> None:
+    """Write the engines of ``report`` (:func:`bench_model`), fastest TDN first, as the row of its device
+    kind in the choice table ``engine="auto"`` reads."""
+    table = yaml.safe_load(path.read_text()) or {}
+    row = table.setdefault(report["device_kind"], {})
+    source = (f"tdn bench model, TDN-{report['arch']} T={report['num_segments']} {report['size']}px batch 1, "
+              f"{report['threads']} threads, {report['date']}")
+    for precision, result in report["results"].items():
+        ranked = sorted(result["engines"].items(), key=lambda item: item[1]["tdn_ms"])
+        row[precision] = {"ms": {engine: r["tdn_ms"] for engine, r in ranked}, "source": source}
+    header = "".join(line + "\n" for line in path.read_text().splitlines() if line.startswith("#"))
+    path.write_text(header + yaml.safe_dump(table, sort_keys=True))

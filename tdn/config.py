@@ -17,6 +17,7 @@ Example::
 from __future__ import annotations
 
 import dataclasses
+import importlib.util
 import math
 import types
 import typing
@@ -26,7 +27,8 @@ from typing import Any, Mapping
 
 import yaml
 
-from tdn.registry import ARCHS, BACKENDS, DATA_FORMATS, DEVICES, PRECISION_CHOICES, VARIANTS
+from tdn.registry import (ARCHS, BACKENDS, DATA_FORMATS, DEVICES, ENGINE_CHOICES, ENGINE_PACKAGES, PRECISION_CHOICES,
+                          VARIANTS)
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_CONFIG_PATH = REPO_ROOT / "config.yaml"
@@ -97,6 +99,8 @@ class ModelConfig:
     device: str = field(default="auto", metadata=_flag("--device", "auto: cuda if present", **_choices(*DEVICES)))
     precision: str = field(default="auto", metadata=_flag(
         "--precision", "auto: bf16 on CPU, fp16 on CUDA", **_choices(*PRECISION_CHOICES)))
+    engine: str = field(default="auto", metadata=_flag(
+        "--engine", "inference engine; auto: the fastest measured for the device", **_choices(*ENGINE_CHOICES)))
     input_size: int = field(default=224, metadata=_flag(
         "--input-size", "crop size fed to the model", **_range(32, 1024)))
     resize_short: int = field(default=256, metadata=_flag(
@@ -321,6 +325,14 @@ _ORDERED = (
 )
 
 
+def _check_engine(cfg: Config) -> None:
+    """An engine named explicitly must have its Python package installed."""
+    package = ENGINE_PACKAGES.get(cfg.model.engine)
+    if package is not None and importlib.util.find_spec(package) is None:
+        raise ConfigError(f"config key 'model.engine' is {cfg.model.engine!r}, which needs the Python package "
+                          f"{package!r}; it is not installed (pip install 'tdn-live[{cfg.model.engine}]')")
+
+
 def _check_order(cfg: Config) -> None:
     for small, large in _ORDERED:
         a, b = (getattr(getattr(cfg, k.split(".")[0]), k.split(".")[1]) for k in (small, large))
@@ -375,6 +387,7 @@ def load_config(path: str | Path | None = DEFAULT_CONFIG_PATH, overrides: Mappin
         nested.setdefault(section, {})[key] = value
     _apply(cfg, nested, "command line")
     _check_order(cfg)
+    _check_engine(cfg)
     return cfg
 
 

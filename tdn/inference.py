@@ -71,7 +71,8 @@ class FusedGateLongTermTDM(LongTermTDM):
         return fused.train(module.training)
 
     def _gate_sum(self, total: torch.Tensor) -> torch.Tensor:
-        if total.device.type != "cpu" or torch.jit.is_tracing() or not isinstance(self.expand_bn, nn.Identity):
+        exporting = torch.jit.is_tracing() or torch.onnx.is_in_onnx_export()
+        if total.device.type != "cpu" or exporting or not isinstance(self.expand_bn, nn.Identity):
             return super()._gate_sum(total)
         expand, half = self.expand, total.shape[0] // 2
         weight, bias = expand.weight / 3.0, expand.bias

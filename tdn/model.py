@@ -131,12 +131,13 @@ class TemporalConv(nn.Module):
         self.weight = nn.Parameter(weight)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        nt, c, h, w = x.shape
-        x = x.view(nt // self.num_segments, self.num_segments, c, h * w)  # (N*T, C, H, W) -> (N, T, C, H*W)
+        c, h, w = x.shape[1:]
+        # -1, not a batch size read from the shape: an export traces the latter as a constant
+        x = x.view(-1, self.num_segments, c, h * w)  # (N*T, C, H, W) -> (N, T, C, H*W)
         x = x.permute(0, 2, 1, 3)  # (N, T, C, H*W) -> (N, C, T, H*W), a view
         kernel = self.weight.view(c, 1, 3, 1)  # (C, 1, 3) -> (C, 1, 3, 1)
         out = F.conv2d(x, kernel, padding=(1, 0), groups=c)
-        return out.permute(0, 2, 1, 3).reshape(nt, c, h, w)  # (N, C, T, H*W) -> (N*T, C, H, W), a view if channels_last
+        return out.permute(0, 2, 1, 3).reshape(-1, c, h, w)  # (N, C, T, H*W) -> (N*T, C, H, W), a view if channels_last
 
 
 class LongTermTDM(nn.Module):
@@ -165,18 +166,19 @@ class LongTermTDM(nn.Module):
         self.expand_bn = _bn(channels)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        nt, c, h, w = x.shape
+        h, w = x.shape[-2:]
         t = self.num_segments
         reduced = self.reduce_bn(self.reduce(x))  # (N*T, r, H, W)
         r = reduced.shape[1]
         shifted = self.conv_next(reduced).view(-1, t, r, h, w)  # (N*T, r, H, W) -> (N, T, r, H, W)
         reduced = reduced.view(-1, t, r, h, w)
         memory_format = torch.channels_last if x.is_contiguous(memory_format=torch.channels_last) else torch.contiguous_format
-        # Zero where the neighbour is missing: after the last segment, before the first.
-        diff = torch.empty((2 * nt, r, h, w), dtype=x.dtype, device=x.device, memory_format=memory_format).zero_()
-        pair = diff.view(2, -1, t, r, h, w)  # (2*N*T, r, H, W) -> (2 = [forward, backward], N, T, r, H, W)
-        pair[0, :, :-1] = shifted[:, 1:] - reduced[:, :-1]
-        pair[1, :, 1:] = shifted[:, :-1] - reduced[:, 1:]
+        # Zero where the neighbour is missing: after the last segment, before the first. Built by
+        # padding, not by writing into a view of a zeroed buffer: exporters (ONNX) drop such writes.
+        forward = F.pad(shifted[:, 1:] - reduced[:, :-1], (0, 0, 0, 0, 0, 0, 0, 1))  # (N, T-1, r, H, W) -> (N, T, r, H, W)
+        backward = F.pad(shifted[:, :-1] - reduced[:, 1:], (0, 0, 0, 0, 0, 0, 1, 0))
+        # 2 x (N, T, r, H, W) -> (2*N, T, r, H, W) -> (2*N*T, r, H, W): the forward half, then the backward half
+        diff = torch.cat((forward, backward)).flatten(0, 1).contiguous(memory_format=memory_format)
         coarse = self.scale2_bn(self.scale2_conv(half_resolution(diff)))  # the 2x2 mean
         coarse = F.interpolate(coarse, size=(h, w), mode="nearest")
         fine = self.scale1_bn(self.scale1_conv(diff))
@@ -287,7 +289,7 @@ class ShortTermTDM(nn.Module):
     def stem(self, segments: torch.Tensor) -> torch.Tensor:
         # Pooling is linear, so pooling the L frames and then differencing equals the equation's
         # pool(differences), with the subtraction on a quarter of the pixels.
-        frames = half_resolution(segments.flatten(0, 1)).unflatten(0, segments.shape[:2])  # (M, L, 3, H/2, W/2)
+        frames = half_resolution(segments.flatten(0, 1)).unflatten(0, (-1, segments.shape[1]))  # (M, L, 3, H/2, W/2)
         diffs = frames[:, 1:] - frames[:, :-1]  # (M, L, 3, h, w) -> (M, L-1, 3, h, w), in the input's precision
         memory_format = torch.channels_last if self.conv.weight.is_contiguous(memory_format=torch.channels_last) \
             else torch.contiguous_format
@@ -332,9 +334,12 @@ class TDN(nn.Module):
     declared with them when a file is loaded; defaults for a new model.
     """
 
+    engine = "torch"  # what runs it (tdn.engines.EngineModel runs the same interface elsewhere)
+
     def __init__(self, cfg: TDNConfig, *, meta: ModelMeta | None = None):
         super().__init__()
         self.cfg = cfg
+        self.engine_choice = "torch"  # why this engine (tdn.load_model records it)
         self.meta = meta if meta is not None else ModelMeta()
         block = BasicBlock if cfg.block == "basic" else Bottleneck
         self.conv1 = nn.Conv2d(3, 64, 7, stride=2, padding=3)
@@ -366,6 +371,10 @@ class TDN(nn.Module):
     def precision(self) -> str:
         """Compute precision, set by the parameters' dtype ("fp32", "bf16" or "fp16")."""
         return {torch.float32: "fp32", torch.bfloat16: "bf16", torch.float16: "fp16"}[self.fc.weight.dtype]
+
+    @property
+    def device(self) -> torch.device:
+        return self.fc.weight.device
 
     def _prepare(self, x: torch.Tensor) -> torch.Tensor:
         return x.to(self.fc.weight.device, self.fc.weight.dtype, non_blocking=True)
@@ -414,7 +423,7 @@ class TDN(nn.Module):
 
         ``features`` ``(N, T, C, h, w)`` from :meth:`forward_segments` -> logits ``(N, classes)`` float32.
         """
-        n, t = features.shape[:2]
+        t = features.shape[1]
         if t != self.cfg.num_segments and (self.cfg.has_ltdm or self.cfg.has_temporal_conv):
             raise ValueError(f"this model was built for T={self.cfg.num_segments} segments, got {t}")
         x = self._prepare(features.flatten(0, 1))  # (N, T, C, h, w) -> (N*T, C, h, w)
@@ -423,14 +432,13 @@ class TDN(nn.Module):
         x = self.layer4(self.layer3(self.layer2(x)))
         x = F.adaptive_avg_pool2d(x, 1).flatten(1)  # (N*T, C', h', w') -> (N*T, C')
         logits = self.fc(self.dropout(x))
-        return logits.float().view(n, t, -1).mean(1)  # (N*T, K) -> (N, T, K) -> (N, K)
+        return logits.float().view(-1, t, logits.shape[1]).mean(1)  # (N*T, K) -> (N, T, K) -> (N, K)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.dim() != 6 or x.shape[3] != 3:
             raise ValueError(f"expected input (N, T, L, 3, H, W), got shape {tuple(x.shape)}")
-        n, t = x.shape[:2]
         features = self.forward_segments(x.flatten(0, 1))  # (N, T, L, 3, H, W) -> (N*T, L, 3, H, W)
-        return self.forward_temporal(features.unflatten(0, (n, t)))  # (N*T, C, h, w) -> (N, T, C, h, w)
+        return self.forward_temporal(features.unflatten(0, (-1, x.shape[1])))  # (N*T, C, h, w) -> (N, T, C, h, w)
 
 
 MODELS: dict[str, Callable[..., TDN]] = {}  # arch -> keyword-only builder

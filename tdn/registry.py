@@ -14,6 +14,11 @@ PRECISIONS = ("fp32", "bf16", "fp16")  # compute precisions
 CPU_PRECISIONS = ("fp32", "bf16")  # fp16 needs CUDA
 PRECISION_CHOICES = (AUTO, *PRECISIONS)  # auto: fp16 on CUDA, bf16 on CPU
 DEVICES = (AUTO, "cpu", "cuda")  # auto: cuda if present
+# inference engines (tdn.engines); auto: the fastest measured for the device (tdn/engine_choice.yaml)
+ENGINES = ("torch", "onnxruntime", "openvino", "tensorrt")
+ENGINE_CHOICES = (AUTO, *ENGINES)
+# engine -> the Python package it needs (the pyproject extra of the same name installs it)
+ENGINE_PACKAGES = {"onnxruntime": "onnxruntime", "openvino": "openvino", "tensorrt": "onnxruntime"}
 BACKENDS = (AUTO, "dali", "cpu")  # preprocessing; auto: dali on a CUDA machine
 VIEWS = ("1x1", "10x3")  # test views: temporal clips x spatial crops
 DATA_FORMATS = ("video", "frames")  # TDN list files: one video per row, or a folder of frames

@@ -13,7 +13,7 @@ from tdn.api import DEMO_WEIGHTS
 from tdn.checkpoint import stored_segments
 from tdn.config import Config
 from tdn.labels import label_name
-from tdn.registry import DEVICES, PRECISION_CHOICES
+from tdn.registry import DEVICES, ENGINE_CHOICES, PRECISION_CHOICES
 
 KEEP_CHOICE = "keep current"
 LABELS_FROM_WEIGHTS = "from the weights file"
@@ -28,7 +28,8 @@ def summary(host: ModelHost) -> str:
     classes = f"{cfg.num_classes} classes" + ("" if meta.labels else " (no label names: showing indices)")
     pipeline = host.config.pipeline
     return (f"**Model:** TDN-{cfg.arch} `{cfg.variant}`, T={cfg.num_segments}, {classes}, input {meta.input_size} px; "
-            f"weights `{source}`; precision `{service.model.precision}`; window {pipeline.window_seconds:g} s, "
+            f"weights `{source}`; engine `{service.model.engine}`, precision `{service.model.precision}` "
+            f"({service.model.engine_choice}); window {pipeline.window_seconds:g} s, "
             f"smoothing {pipeline.smoothing}")
 
 
@@ -117,8 +118,9 @@ def build(host: ModelHost, config: Config, outputs: list[gr.Markdown]) -> None:
         value, changeable, label, problem = segments_state(weights, host)
         return gr.update(value=value, interactive=changeable, label=label), problem
 
-    def on_load(weights: str, labels: str, segments: float, precision: str, device: str, smoothing: float):
-        model = {"num_segments": int(segments), "precision": precision, "device": device}
+    def on_load(weights: str, labels: str, segments: float, precision: str, device: str, engine: str,
+                smoothing: float):
+        model = {"num_segments": int(segments), "precision": precision, "device": device, "engine": engine}
         try:
             if weights != KEEP_CHOICE:
                 model["weights"] = str(resolve_in_weights(weights))
@@ -146,9 +148,10 @@ def build(host: ModelHost, config: Config, outputs: list[gr.Markdown]) -> None:
                 precision_in = gr.Dropdown(list(PRECISION_CHOICES), value=config.model.precision, label="Precision",
                                            min_width=120)
                 device_in = gr.Dropdown(list(DEVICES), value=config.model.device, label="Device", min_width=120)
+                engine_in = gr.Dropdown(list(ENGINE_CHOICES), value=config.model.engine, label="Engine", min_width=120)
                 smoothing_in = gr.Slider(1, 16, value=config.pipeline.smoothing, step=1,
                                          label="Smoothing (windows averaged)", min_width=200)
 
     weights_in.change(on_weights, weights_in, [segments_in, message])
-    load.click(on_load, [weights_in, labels_in, segments_in, precision_in, device_in, smoothing_in],
+    load.click(on_load, [weights_in, labels_in, segments_in, precision_in, device_in, engine_in, smoothing_in],
                [*outputs, message], concurrency_limit=1)

@@ -2,6 +2,7 @@
 latest-wins dropping, bounded cache; post-processing."""
 from __future__ import annotations
 
+import importlib.util
 import threading
 import time
 
@@ -13,6 +14,7 @@ from pipelines.engine import InferenceEngine, SegmentCache
 from pipelines.postprocess import PostProcessor
 from pipelines.preprocess import CpuPreprocessor
 from pipelines.types import Frame, Window
+from random_weights import random_weights, relative_error
 from tdn.api import load_model
 from tdn.sampling import SEGMENT_LENGTH
 from tdn.transforms import PreprocessSpec
@@ -193,3 +195,22 @@ def test_an_overloaded_engine_serves_streams_in_turn(model, preprocessor):
     counters = engine.stats().streams
     assert all(counters[s].submitted == 6 for s in streams)
     assert sum(counters[s].dropped for s in streams) == 36 - 24 - 2  # submitted - taken - the two still pending
+
+
+@pytest.mark.parametrize("engine", [e for e in ("onnxruntime", "openvino") if importlib.util.find_spec(e)])
+def test_engines_serve_the_same_windows_as_torch(engine, tmp_path):
+    """Both halves through an ONNX engine (per-segment features, cached, and the temporal part) give the
+    logits and S-TDM responses of the torch model (fp32, 1e-4 of the range)."""
+    weights = random_weights(tmp_path / "w.pt", num_segments=T, size=SIZE)
+    reference = load_model(weights, precision="fp32")
+    model = load_model(weights, precision="fp32", engine=engine)
+    frames = moving_frames(60)
+    windows = [window_at(frames, "cam", 2 + k * 3, 3) for k in range(5)]  # each shares T-1 centres with the last
+    results = {}
+    for name, m in (("torch", reference), (engine, model)):
+        runner = InferenceEngine(m, CpuPreprocessor(PreprocessSpec.from_meta(m.meta)), cache_segments=True)
+        results[name] = [r for w in windows for r in runner.run_windows([w])]
+        assert runner.stats().cache_hits == (T - 1) * (len(windows) - 1)
+    for expected, got in zip(results["torch"], results[engine]):
+        assert relative_error(got.logits, expected.logits) <= 1e-4
+        assert relative_error(got.response, expected.response) <= 1e-4

@@ -13,3 +13,10 @@ def test_the_light_names_match_the_heavy_registries():
     assert set(registry.CPU_PRECISIONS) < set(registry.PRECISIONS)
     assert tuple(VIEWS) == registry.VIEWS
 
+
+
+def test_engine_names_match_what_runs_them():
+    from tdn.engines import RUNNERS, SUPPORTED
+
+    assert tuple(SUPPORTED) == registry.ENGINES
+    assert set(RUNNERS) == set(registry.ENGINES) - {"torch"} == set(registry.ENGINE_PACKAGES)

@@ -1,0 +1,220 @@
+"""Inference engines: a TDN run by ONNX Runtime, OpenVINO or TensorRT from its exact ONNX export.
+
+:class:`EngineModel` has the inference interface of a prepared :class:`~tdn.model.TDN`
+(``model(window)``, ``forward_segments[_with_response]``, ``forward_temporal``, ``cfg``, ``meta``,
+``precision``, ``device``, ``engine``), so :func:`tdn.load_model`'s callers (the streaming
+engine, ``tdn predict``, ``tdn eval``, the app) run any engine unchanged. Each graph of
+:data:`tdn.export.ONNX_PARTS` is exported (float32, in memory) and compiled the first time it is
+called: ``tdn predict`` compiles only the whole model, the streaming engine only its two halves.
+
+The engines differ only in the object that runs a graph (:data:`RUNNERS`): ONNX Runtime on the
+CPU, OpenVINO on the CPU (fp32 or bf16), TensorRT on CUDA through ONNX Runtime's TensorRT
+execution provider (fp16 or fp32; needs ``onnxruntime-gpu`` and TensorRT's libraries).
+
+``engine="auto"`` (:func:`choose_engine`) takes the fastest engine measured for the machine's
+device kind and the precision from ``tdn/engine_choice.yaml``, a table recorded by
+``tdn bench model --engines ... --record-choice`` (see BENCHMARKS.md), when it beat torch by at least
+:data:`MIN_GAIN`; otherwise, and for a device kind with no measurement, torch.
+"""
+from __future__ import annotations
+
+import importlib.util
+import logging
+import threading
+from functools import lru_cache
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+import yaml
+from torch import nn
+
+from tdn.export import ONNX_PARTS, onnx_bytes
+from tdn.model import TDN
+from tdn.registry import ENGINE_PACKAGES, ENGINES
+
+log = logging.getLogger(__name__)
+
+CHOICE_TABLE = Path(__file__).resolve().parent / "engine_choice.yaml"
+
+# engine -> device type -> precisions it runs, preferred first (the first is taken for precision "auto")
+SUPPORTED: dict[str, dict[str, tuple[str, ...]]] = {
+    "torch": {"cpu": ("bf16", "fp32"), "cuda": ("fp16", "bf16", "fp32")},
+    "onnxruntime": {"cpu": ("fp32",), "cuda": ("fp32",)},
+    "openvino": {"cpu": ("bf16", "fp32")},
+    "tensorrt": {"cuda": ("fp16", "fp32")},
+}
+
+# an engine is chosen over torch only if measured at least this much faster: less is within the noise of
+# medians on a shared machine, and not worth an export and a compilation at every load
+MIN_GAIN = 0.10
+
+Runner = Callable[[dict[str, np.ndarray]], list[np.ndarray]]  # named inputs -> outputs in the graph's order
+
+
+def engine_installed(engine: str) -> bool:
+    """Whether the Python package ``engine`` needs is importable (torch always is)."""
+    package = ENGINE_PACKAGES.get(engine)
+    return package is None or importlib.util.find_spec(package) is not None
+
+
+def check_engine(engine: str, device: torch.device, precision: str) -> None:
+    """A ValueError saying what is wrong if ``engine`` cannot run ``precision`` on ``device`` here."""
+    if engine not in ENGINES:
+        raise ValueError(f"engine must be one of {', '.join(ENGINES)} or auto, got {engine!r}")
+    if not engine_installed(engine):
+        raise ValueError(f"engine {engine!r} needs the Python package {ENGINE_PACKAGES[engine]!r}, which is not "
+                         f"installed (pip install 'tdn-live[{engine}]')")
+    precisions = SUPPORTED[engine].get(device.type)
+    if precisions is None:
+        raise ValueError(f"engine {engine!r} does not run on {device.type}; it runs on {', '.join(SUPPORTED[engine])}")
+    if precision not in precisions:
+        raise ValueError(f"engine {engine!r} on {device.type} runs {', '.join(precisions)}, not {precision}")
+    if engine == "tensorrt":
+        import onnxruntime
+
+        if "TensorrtExecutionProvider" not in onnxruntime.get_available_providers():
+            raise ValueError("engine 'tensorrt' needs onnxruntime-gpu with TensorRT's libraries "
+                             f"(available ONNX Runtime providers: {', '.join(onnxruntime.get_available_providers())})")
+
+
+def device_kind(device: torch.device) -> str:
+    """The row of the choice table a device belongs to: ``cuda``, or the CPU's best bf16 instructions
+    (``cpu-amx``, ``cpu-avx512_bf16``, ``cpu``)."""
+    if device.type == "cuda":
+        return "cuda"
+    try:
+        with open("/proc/cpuinfo") as f:
+            flags = next((line.split(":", 1)[1].split() for line in f if line.startswith("flags")), [])
+    except OSError:
+        flags = []
+    if "amx_bf16" in flags:
+        return "cpu-amx"
+    return "cpu-avx512_bf16" if "avx512_bf16" in flags else "cpu"
+
+
+@lru_cache(maxsize=1)
+def _choice_table() -> dict:
+    return yaml.safe_load(CHOICE_TABLE.read_text()) or {}
+
+
+def choose_engine(device: torch.device, precision: str) -> tuple[str, str]:
+    """``(engine, why)``: the fastest installed engine measured for this device kind and precision, if it
+    beat torch by at least :data:`MIN_GAIN` (else torch, which needs no export and no compilation)."""
+    kind = device_kind(device)
+    row = _choice_table().get(kind, {}).get(precision)
+    if row is None:
+        return "torch", f"auto: no measurement for {kind} {precision} in {CHOICE_TABLE.name}; torch"
+    timings = ", ".join(f"{e} {t:g} ms" for e, t in row["ms"].items())
+    runnable = [e for e in row["ms"] if engine_installed(e) and precision in SUPPORTED[e].get(device.type, ())]
+    if not runnable:
+        return "torch", f"auto: no measured engine installed for {kind} {precision}; torch"
+    fastest, torch_ms = runnable[0], row["ms"].get("torch")  # the table lists the fastest first
+    if fastest != "torch" and torch_ms is not None and row["ms"][fastest] > (1 - MIN_GAIN) * torch_ms:
+        return "torch", (f"auto: measured for {kind} {precision} ({timings}; {row['source']}): "
+                         f"{fastest} less than {MIN_GAIN:.0%} faster than torch; torch")
+    return fastest, f"auto: fastest measured for {kind} {precision} ({timings}; {row['source']})"
+
+
+# -- the runners: one compiled graph each -------------------------------------------------------
+def _onnxruntime_runner(onnx: bytes, device: torch.device, precision: str, providers: list | None = None) -> Runner:
+    import onnxruntime
+
+    options = onnxruntime.SessionOptions()
+    options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_ENABLE_ALL
+    options.intra_op_num_threads = torch.get_num_threads()
+    if providers is None:
+        providers = ["CUDAExecutionProvider"] if device.type == "cuda" else ["CPUExecutionProvider"]
+    session = onnxruntime.InferenceSession(onnx, options, providers=providers)
+    return lambda inputs: session.run(None, inputs)
+
+
+def _tensorrt_runner(onnx: bytes, device: torch.device, precision: str) -> Runner:
+    trt = ("TensorrtExecutionProvider", {"device_id": device.index or 0, "trt_fp16_enable": precision == "fp16"})
+    return _onnxruntime_runner(onnx, device, precision, providers=[trt, "CUDAExecutionProvider"])
+
+
+def _openvino_runner(onnx: bytes, device: torch.device, precision: str) -> Runner:
+    import openvino
+
+    core = openvino.Core()
+    config = {"INFERENCE_PRECISION_HINT": {"bf16": "bf16", "fp32": "f32"}[precision],
+              "INFERENCE_NUM_THREADS": torch.get_num_threads(), "PERFORMANCE_HINT": "LATENCY"}
+    compiled = core.compile_model(core.read_model(onnx), "CPU", config)
+    request = compiled.create_infer_request()
+
+    def run(inputs: dict[str, np.ndarray]) -> list[np.ndarray]:
+        results = request.infer(inputs)
+        return [np.array(results[output]) for output in compiled.outputs]  # copies: the request reuses its buffers
+    return run
+
+
+RUNNERS: dict[str, Callable[[bytes, torch.device, str], Runner]] = {
+    "onnxruntime": _onnxruntime_runner,
+    "openvino": _openvino_runner,
+    "tensorrt": _tensorrt_runner,
+}
+
+
+class EngineModel(nn.Module):
+    """A float32 eval-mode TDN (BatchNorm folded) run by ``engine`` in ``precision``; see the module
+    docstring. Input float32 ``(N, T, L, 3, S, S)`` at the model's T and S, output float32 logits."""
+
+    def __init__(self, model: TDN, engine: str, *, device: torch.device, precision: str):
+        super().__init__()
+        check_engine(engine, device, precision)
+        if engine == "torch":
+            raise ValueError("EngineModel runs an ONNX engine; use the TDN itself for torch")
+        self.cfg, self.meta, self.engine, self.precision, self.device = model.cfg, model.meta, engine, precision, device
+        self.choice = engine  # why this engine; load_model sets it for "auto"
+        self._graphs: dict[str, bytes] = {}
+        self._model = [model]  # a list keeps it out of this module's children (it is not run here)
+        self._runners: dict[str, Runner] = {}
+        self._lock = threading.Lock()
+        self.eval()
+
+    def onnx(self, part: str) -> bytes:
+        """The ONNX graph this engine runs for ``part``."""
+        if part not in self._graphs:
+            self._graphs[part] = onnx_bytes(self._model[0], part)
+        return self._graphs[part]
+
+    def _run(self, part: str, x: torch.Tensor) -> list[torch.Tensor]:
+        with self._lock:
+            if part not in self._runners:
+                self._runners[part] = RUNNERS[self.engine](self.onnx(part), self.device, self.precision)
+                log.info("compiled the %s graph with %s (%s)", part, self.engine, self.precision)
+            runner = self._runners[part]
+        array = x.detach().to("cpu", torch.float32).contiguous().numpy()
+        outputs = runner({ONNX_PARTS[part][0][0]: array})
+        return [torch.from_numpy(np.ascontiguousarray(o)) for o in outputs]
+
+    def _check(self, shape: tuple[int, ...], expected: tuple[int, ...], what: str) -> None:
+        if tuple(shape[1:]) != expected:
+            raise ValueError(f"expected {what} (N, {', '.join(map(str, expected))}) for this {self.engine} model, "
+                             f"got shape {tuple(shape)}")
+
+    @property
+    def _size(self) -> int:
+        return self.meta.input_size
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        c, s = self.cfg, self._size
+        self._check(x.shape, (c.num_segments, c.segment_length, 3, s, s), "input")
+        return self._run("model", x)[0]
+
+    def forward_segments_with_response(self, segments: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """As :meth:`TDN.forward_segments_with_response`: features and the S-TDM response (None without S-TDM)."""
+        s = self._size
+        self._check(segments.shape, (self.cfg.segment_length, 3, s, s), "segments")
+        outputs = self._run("segments", segments)
+        return outputs[0], outputs[1] if len(outputs) > 1 else None
+
+    def forward_segments(self, segments: torch.Tensor) -> torch.Tensor:
+        return self.forward_segments_with_response(segments)[0]
+
+    def forward_temporal(self, features: torch.Tensor) -> torch.Tensor:
+        if features.shape[1] != self.cfg.num_segments:
+            raise ValueError(f"this model was built for T={self.cfg.num_segments} segments, got {features.shape[1]}")
+        return self._run("temporal", features)[0]
