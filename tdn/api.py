@@ -9,7 +9,7 @@ import torch
 from tdn.checkpoint import build_from_file
 from tdn.inference import prepare_for_inference
 from tdn.labels import load_labels
-from tdn.model import TDN, create_model
+from tdn.model import create_model
 from tdn.registry import AUTO, CPU_PRECISIONS, DEVICES, PRECISIONS
 
 log = logging.getLogger(__name__)
