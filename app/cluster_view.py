@@ -46,7 +46,7 @@ class ClusterClient:
             return [json.loads(line) for line in lines], int(response.headers["X-Next-Event"])
 
     def add_camera(self, url: str) -> dict:
-        request = urllib.request.Request(f"{self.url}/cameras", data=json.dumps({"url": url}).encode(),
+        request = urllib.request.Request(f"{self.url}/cameras", data=json.dumps({"url": url}, allow_nan=False).encode(),
                                          method="POST", headers={"Content-Type": "application/json"})
         try:
             with urllib.request.urlopen(request, timeout=HTTP_TIMEOUT_S) as response:

@@ -196,7 +196,7 @@ def main() -> None:
         "browser_frames": len(captured), "browser_capture_time": all(has for *_, has in captured),
         "top1": dict(top1), "moving_left_share": round(top1["moving left"] / total, 2) if total else None,
     }
-    print(json.dumps(record))
+    print(json.dumps(record, allow_nan=False))
 
 
 if __name__ == "__main__":

@@ -53,7 +53,7 @@ def _front_end(args, config) -> str:
 
 def _request(method: str, url: str, body: dict | None = None, timeout: float | None = HTTP_TIMEOUT_S):
     """An HTTP response from the front end; its error message (or why it cannot be reached) as a ValueError."""
-    data = None if body is None else json.dumps(body).encode()
+    data = None if body is None else json.dumps(body, allow_nan=False).encode()
     request = urllib.request.Request(url, data=data, method=method, headers={"Content-Type": "application/json"})
     try:
         return urllib.request.urlopen(request, timeout=timeout)
@@ -94,7 +94,8 @@ def _event_text(event: dict) -> str:
         return f"{stream}: {event['from']} -> {event['to']} ({event['score']:.3f})"
     if kind == "status":
         return f"{stream}: {event['status']}: {event['detail']}"
-    return f"{stream}: {kind}: " + json.dumps({k: v for k, v in event.items() if k not in ("event", "stream")})
+    rest = {k: v for k, v in event.items() if k not in ("event", "stream")}
+    return f"{stream}: {kind}: " + json.dumps(rest, allow_nan=False)
 
 
 def _up(config) -> int:
@@ -133,14 +134,14 @@ def main(args: argparse.Namespace) -> int:
     base = _front_end(args, config)
     if args.action == "add":
         body = {"url": args.camera_url, **({"name": args.name} if args.name else {})}
-        print(json.dumps(json.loads(_request("POST", f"{base}/cameras", body).read())))
+        print(json.dumps(json.loads(_request("POST", f"{base}/cameras", body).read()), allow_nan=False))
         return 0
     if args.action == "remove":
         _request("DELETE", f"{base}/cameras/{urllib.request.quote(args.camera_id, safe='')}")
         return 0
     if args.action == "status":
         state = json.loads(_request("GET", f"{base}/cameras").read())
-        print(json.dumps(state) if args.json else _status_table(state))
+        print(json.dumps(state, allow_nan=False) if args.json else _status_table(state))
         return 0
     deadline = None if args.duration is None else time.monotonic() + args.duration
     query = "?stats=true" if args.stats else ""
@@ -150,7 +151,7 @@ def main(args: argparse.Namespace) -> int:
                 if deadline is not None and time.monotonic() > deadline:
                     break
                 event = json.loads(line)
-                print(json.dumps(event) if args.json else _event_text(event), flush=True)
+                print(json.dumps(event, allow_nan=False) if args.json else _event_text(event), flush=True)
         except (TimeoutError, OSError):  # --duration ran out while waiting for the next event
             pass
     return 0

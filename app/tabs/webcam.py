@@ -100,7 +100,7 @@ def build(host: ModelHost, config: Config, page: PageControls) -> None:
     app_cfg = config.app
     peers = WebcamPeers(ice_servers(app_cfg))
     tabs: weakref.WeakKeyDictionary[BrowserSession, _TabWebcam] = weakref.WeakKeyDictionary()
-    start_js = _START_JS.replace("ICE_SERVERS", json.dumps([s.to_browser() for s in peers.servers]))
+    start_js = _START_JS.replace("ICE_SERVERS", json.dumps([s.to_browser() for s in peers.servers], allow_nan=False))
 
     def tab_of(session: BrowserSession) -> _TabWebcam:
         if session not in tabs:
@@ -149,7 +149,7 @@ def build(host: ModelHost, config: Config, page: PageControls) -> None:
             tab.note = f"⚠️ {exc}"
             return "", tab.note
         tab.note, tab.cleared = f"{views.status_chip('connecting')} waiting for the first frame", False
-        return json.dumps(answer), tab.note
+        return json.dumps(answer, allow_nan=False), tab.note
 
     def on_stop(session: BrowserSession | None):
         if session is not None:
