@@ -1,7 +1,7 @@
-"""Cluster mode on a real Ray: two simulated nodes on this machine (``ray.cluster_utils.Cluster``,
-one CPU each, loopback only), two camera cells on the bundled demo model, cameras from loopback
+"""Cluster mode on a real Ray: two nodes on this machine (``ray start`` processes,
+``tests/ray_cluster.py``, one CPU each), two camera cells on the bundled demo model, cameras from loopback
 RTSP servers, and the HTTP front end on Ray Serve. One cluster for the whole module (starting Ray
-is the slow part); the tests run in order: serve, kill a cell, add and remove over HTTP.
+is the slow part); the tests run in order: serve, kill a cell, add and remove over HTTP, clip uploads.
 """
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ import pytest
 ray = pytest.importorskip("ray", reason="the cluster extra is not installed: pip install -e '.[cluster]'")
 
 from loopback import RtspServer, free_port  # noqa: E402
+from media import moving_square_frames, write_not_a_video, write_video  # noqa: E402
 from ray_cluster import local_ray_cluster  # noqa: E402
 from schema_check import assert_valid  # noqa: E402
 
@@ -244,6 +245,40 @@ def test_add_and_remove_over_http_bad_url_fails_alone(cluster, servers):
     for event in lines:
         assert_valid(event)
 
+
+
+def upload(url: str, path) -> tuple[int, dict]:
+    """``POST /predict`` with the file as the body, as ``curl --data-binary`` sends it."""
+    request = urllib.request.Request(f"{url}/predict", data=path.read_bytes(), method="POST",
+                                     headers={"Content-Type": "application/octet-stream", "X-Filename": path.name})
+    try:
+        with urllib.request.urlopen(request, timeout=300) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.loads(exc.read())
+
+
+def test_clip_uploads_over_http_are_scored_together_and_a_bad_one_fails_alone(cluster, tmp_path):
+    url, _ = cluster
+    labels = (REPO_ROOT / "weights" / "demo" / "labels.txt").read_text().split("\n")
+    clips = [write_video(tmp_path / f"square{i}.mp4", moving_square_frames(50 + 10 * i, width=160, height=120))
+             for i in range(3)]
+    bad = write_not_a_video(tmp_path / "notes.mp4")
+    results: dict[str, tuple[int, dict]] = {}
+    threads = [threading.Thread(target=lambda p=p: results.__setitem__(p.name, upload(url, p))) for p in [*clips, bad]]
+    for thread in threads:  # at once: Serve batches them
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=600)
+    for clip in clips:
+        status, record = results[clip.name]
+        assert status == 200 and record["source"] == clip.name, record
+        assert len(record["topk"]) == 5 and all(entry["label"] in labels for entry in record["topk"])
+        assert 5 / 9 - 1e-4 <= sum(entry["score"] for entry in record["topk"]) <= 1 + 1e-4  # top 5 of 9 softmax scores
+    status, record = results[bad.name]
+    assert status == 400 and record["source"] == bad.name and str(tmp_path) not in record["error"], record
+    status, record = http("POST", f"{url}/predict")
+    assert status == 400 and "video file" in record["error"], record
 
 def test_app_with_cluster_shows_its_cameras_live_in_chromium(cluster, servers):
     """``tdn app --cluster URL``: the Cameras tab lists every camera of the cluster with its cell and
