@@ -18,8 +18,9 @@ system-deps:
 app: $(VENV)/.installed
 	$(VENV)/bin/tdn app $(APP_ARGS)
 
-# The cluster tests make the test process a Ray driver, whose native threads and signal handlers
-# outlive ray.shutdown(): they run in a pytest process of their own, after the rest.
+# The cluster tests make the test process a Ray driver (native threads and signal handlers that stay
+# after ray.shutdown()); they run in a pytest process of their own, after the rest. (A CI run of
+# 2026-12-02 died of SIGSEGV in a later RTSP test of the same process; not reproduced since.)
 CLUSTER_TESTS := tests/integration/test_cluster.py
 
 test: $(VENV)/.installed system-deps
