@@ -49,3 +49,16 @@ def open_page(browser, url: str, viewport: dict[str, int] = DESKTOP):
 def screenshot(page, name: str) -> None:
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / name), full_page=True)
+
+
+@contextlib.contextmanager
+def served_app(config):
+    """``tdn app`` with ``config`` served in this process: yields ``(url, host)``, closes both after."""
+    from app.ui import launch
+
+    demo, host = launch(config, prevent_thread_lock=True, quiet=True)
+    try:
+        yield f"http://127.0.0.1:{config.app.port}/", host
+    finally:
+        demo.close()
+        host.close()

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from browser import CHROMIUM, PHONE, chromium, open_page, screenshot
+from browser import CHROMIUM, PHONE, chromium, open_page, screenshot, served_app
 from loopback import free_port
 from tdn.api import DEMO_WEIGHTS
 from tdn.config import load_config
@@ -27,16 +27,10 @@ HORIZONTAL_OVERFLOW = "() => document.scrollingElement.scrollWidth - window.inne
 
 @pytest.fixture(scope="module")
 def app_server():
-    from app.ui import launch
-
     cfg = load_config(overrides={"pipeline.backend": "cpu", "model.precision": "fp32", "app.port": free_port(),
                                  "app.refresh_s": 0.5})
-    demo, host = launch(cfg, prevent_thread_lock=True, quiet=True)
-    try:
-        yield f"http://127.0.0.1:{cfg.app.port}/", host
-    finally:
-        demo.close()
-        host.close()
+    with served_app(cfg) as served:
+        yield served
 
 
 @pytest.fixture(scope="module")

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from browser import ARTIFACTS, CHROMIUM, chromium, open_page, screenshot
+from browser import ARTIFACTS, CHROMIUM, chromium, open_page, screenshot, served_app
 from loopback import free_port
 from media import write_y4m
 from pipelines.events import PredictionEvent, StatsEvent
@@ -45,16 +45,10 @@ def moving_left_y4m(path: Path, fps: int) -> Path:
 @pytest.fixture(scope="module")
 def app_server():
     """The app with the bundled demo model on a free port, in-process."""
-    from app.ui import launch
-
     cfg = load_config(overrides={"pipeline.backend": "cpu", "app.port": free_port()})
     assert cfg.model.weights is None and cfg.app.turn_url is None  # the bundled model; no STUN/TURN
-    demo, host = launch(cfg, prevent_thread_lock=True, quiet=True)
-    try:
-        yield f"http://127.0.0.1:{cfg.app.port}/", host
-    finally:
-        demo.close()
-        host.close()
+    with served_app(cfg) as served:
+        yield served
 
 
 @pytest.fixture(scope="module")
