@@ -23,7 +23,7 @@ def arrivals(src, count: int, timeout: float) -> list[tuple[float, object]]:
     deadline = time.monotonic() + timeout
     while len(seen) < count and time.monotonic() < deadline:
         for frame in src.buffer.wait_for_newer(last, timeout=0.5):
-            if last is None or frame.index > last:
+            if (last is None or frame.index > last) and len(seen) < count:
                 seen.append((time.time(), frame))
                 last = frame.index
     return seen
