@@ -55,10 +55,11 @@ def label_scores(latest: PredictionEvent | None) -> dict[str, float] | None:
     return None if latest is None else dict(latest.prediction.topk)
 
 
-def label_title(latest: PredictionEvent | None, threshold: float) -> str:
-    """The label panel's title: the claimed class, or that nothing reaches ``threshold`` (uncertain)."""
+def label_title(latest: PredictionEvent | None, threshold: float, down: str | None = None) -> str:
+    """The label panel's title: the claimed class, or that nothing reaches ``threshold`` (uncertain);
+    with no prediction, why: ``down`` (the stream is stopped, failed, reconnecting ...) or not yet one."""
     if latest is None:
-        return "waiting for the first prediction"
+        return f"no prediction: {down}" if down else "waiting for the first prediction"
     claimed = claimed_label(latest.prediction.topk, threshold)
     return claimed if claimed is not None else f"uncertain: no class reaches {threshold:.2f}"
 

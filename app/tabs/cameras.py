@@ -20,14 +20,17 @@ ADD_SETTLE_S = 1.0  # how long adding a camera waits for it to go live or fail, 
 
 def _tile(camera: Camera, service: RecognitionService, stats: dict[str, StatsEvent], threshold: float,
           heatmap: str, opacity: float) -> tuple:
-    """(image, newest prediction or None, summary) of one camera's tile; raises ValueError if its
-    stream went meanwhile. No prediction (an empty label panel) unless the stream is live."""
+    """(image, newest prediction or None, label panel title, summary) of one camera's tile; raises
+    ValueError if its stream went meanwhile. No prediction (an empty label panel, titled with the
+    stream's state) unless the stream is live."""
     if camera.stopped:
         image = None if camera.last_frame is None else views.stale_view(camera.last_frame, "stopped")
-        return image, None, f"{views.status_chip('stopped')} stopped by you; **Start** opens it again"
+        return (image, None, views.label_title(None, threshold, "stopped"),
+                f"{views.status_chip('stopped')} stopped by you; **Start** opens it again")
     if camera.stream_id is None or camera.stream_id not in stats:
-        chip = views.status_chip("failed" if camera.error else "connecting")
-        return None, None, f"{chip} {mask_credentials(camera.error or 'opening')}"
+        state = "failed" if camera.error else "connecting"
+        return (None, None, views.label_title(None, threshold, state),
+                f"{views.status_chip(state)} {mask_credentials(camera.error or 'opening')}")
     now = stats[camera.stream_id]
     newest, latest = service.latest_frame(camera.stream_id), service.latest(camera.stream_id)
     if now.state != "live":
@@ -35,10 +38,10 @@ def _tile(camera: Camera, service: RecognitionService, stats: dict[str, StatsEve
         if now.current_outage_s is not None:
             note += f": no frames for {now.current_outage_s:.0f} s"
         image = None if newest is None else views.stale_view(newest.image, note)
-        return image, None, views.stream_summary(now, None, threshold)
+        return image, None, views.label_title(None, threshold, note), views.stream_summary(now, None, threshold)
     image = None if newest is None else views.annotate_latest(newest.image, latest, service.spec, heatmap=heatmap,
                                                               opacity=opacity, waiting="collecting frames")
-    return image, latest, views.stream_summary(now, latest, threshold)
+    return image, latest, views.label_title(latest, threshold), views.stream_summary(now, latest, threshold)
 
 
 def build(host: ModelHost, config: Config, page: PageControls, *, cluster_url: str | None = None) -> None:
@@ -118,12 +121,12 @@ def build(host: ModelHost, config: Config, page: PageControls, *, cluster_url: s
                 continue
             camera = cameras[slot]
             try:
-                image, latest, summary = _tile(camera, service, stats, threshold, heatmap, opacity)
+                image, latest, title, summary = _tile(camera, service, stats, threshold, heatmap, opacity)
             except ValueError:  # removed or re-opened since the stats were read: the next tick shows it
                 updates += [gr.skip()] * OUTPUTS_PER_SLOT
                 continue
             updates += [gr.update(visible=True), gr.update(value=image),
-                        gr.update(value=views.label_scores(latest), label=views.label_title(latest, threshold)),
+                        gr.update(value=views.label_scores(latest), label=title),
                         gr.update(value=f"### {camera.name}\n{summary}"), gr.update(value=action(camera, stats))]
         return updates
 

@@ -110,6 +110,7 @@ def test_camera_states_outage_and_stop_are_shown_as_they_are(browser, weights):
             add_camera(page, server.url_with("guest", "other-pw"))
             chip(page, 1, "failed").wait_for()
             page.locator("#camera-info-1").get_by_text("401 unauthorized").wait_for()
+            page.locator("#camera-labels-1").get_by_text("no prediction: failed").wait_for()  # not "waiting"
             titles = [page.locator(f"#camera-info-{i} h3").inner_text() for i in (0, 1)]
             assert titles == [f"127.0.0.1:{server.port}/test", f"127.0.0.1:{server.port}/test #2"], titles
 
@@ -141,6 +142,7 @@ def test_camera_states_outage_and_stop_are_shown_as_they_are(browser, weights):
             server.stop()
             chip(page, 0, "reconnecting").wait_for()
             info.get_by_text("no label while the stream is down").wait_for()
+            page.locator("#camera-labels-0").get_by_text("no prediction: reconnecting").wait_for()
             info.get_by_text(re.compile(r"down for \d+\.\d s now")).wait_for()
             text = info.inner_text()
             assert "fps" not in text and "predictions/s" not in text and not any(label in text for label in LABELS)
@@ -167,6 +169,7 @@ def test_camera_states_outage_and_stop_are_shown_as_they_are(browser, weights):
             text = info.inner_text()
             assert "fps" not in text and not any(label in text for label in LABELS)
             page.locator("#camera-toggle-0").get_by_text("Start").wait_for()
+            page.locator("#camera-labels-0").get_by_text("no prediction: stopped").wait_for()
             screenshot(page, "live_camera_stopped.png")
             page.locator("#camera-toggle-0").click()
             chip(page, 0, "live").wait_for()

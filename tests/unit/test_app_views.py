@@ -93,6 +93,7 @@ def test_live_views_draw_no_label_box_and_the_side_panel_gets_full_names_and_say
     assert views.label_title(latest, 0.5) == "rotating counterclockwise"
     assert views.label_title(latest, 0.9) == "uncertain: no class reaches 0.90"
     assert views.label_title(None, 0.0) == "waiting for the first prediction"
+    assert views.label_title(None, 0.5, "reconnecting: no frames for 4 s") == "no prediction: reconnecting: no frames for 4 s"
     assert views.claimed_label(latest.prediction.topk, 0.5) == "rotating counterclockwise"
     assert views.claimed_label(latest.prediction.topk, 0.9) is None
 
