@@ -17,7 +17,7 @@ import numpy as np
 
 from app.views import for_display
 from pipelines.clip import ClipWindow
-from pipelines.overlay import annotate
+from pipelines.overlay import HEATMAP_OPACITY, annotate
 from pipelines.postprocess import probabilities, top_labels
 from tdn.sampling import SEGMENT_LENGTH
 from tdn.transforms import PreprocessSpec
@@ -29,9 +29,10 @@ class AnnotatedClipVideo:
     :meth:`close` finishes the file (ValueError if no frame came or encoding failed)."""
 
     def __init__(self, out_path: str | Path, fps: float, labels: list[str] | None, *, threshold: float, heatmap: str,
-                 k: int, spec: PreprocessSpec | None = None, max_side: int = 480):
+                 k: int, spec: PreprocessSpec | None = None, opacity: float = HEATMAP_OPACITY, max_side: int = 480):
         self.out_path, self.fps, self.labels = Path(out_path), fps, labels
         self.threshold, self.heatmap, self.k, self.spec, self.max_side = threshold, heatmap, k, spec, max_side
+        self.opacity = opacity  # the heat map's strongest blend, as the page's slider sets it
         self.frames_written = 0
         self._waiting: deque[tuple[int, np.ndarray]] = deque()  # (index, display RGB) until their window is known
         self._recent: deque[np.ndarray] = deque(maxlen=SEGMENT_LENGTH)  # for the RGB-difference heat map
@@ -64,7 +65,7 @@ class AnnotatedClipVideo:
             window, topk = self._current
             response = None if window.response is None else window.response.astype(np.float32)
             shown = annotate(rgb, topk, threshold=self.threshold, heatmap=self.heatmap, segment=list(self._recent),
-                             response=response, spec=self.spec)
+                             response=response, spec=self.spec, opacity=self.opacity)
         if self._writer is None:
             self._writer = BrowserVideoWriter(self.out_path, self.fps, (shown.shape[1], shown.shape[0]))
         self._writer.write(shown)

@@ -71,7 +71,7 @@ def build(host: ModelHost, config: Config, page: PageControls) -> None:
     clip_videos = Path(tempfile.mkdtemp(prefix="tdn_clips_", dir=upload_folder))
     clip_gate = JobGate(app_cfg.clip_jobs, app_cfg.clip_queue)  # across all sessions
 
-    def on_clip(path, views_choice: str, threshold: float, heatmap: str, progress=gr.Progress()):
+    def on_clip(path, views_choice: str, threshold: float, heatmap: str, opacity: float, progress=gr.Progress()):
         if not path:
             return None, "⚠️ upload a video first", None, ""
         video = None
@@ -83,7 +83,7 @@ def build(host: ModelHost, config: Config, page: PageControls) -> None:
                     old.unlink(missing_ok=True)
                 video = AnnotatedClipVideo(clip_videos / f"{clip.stem}_{uuid.uuid4().hex[:8]}_annotated.mp4",
                                            probe_video(clip).fps, service.labels, threshold=threshold,
-                                           heatmap=heatmap, k=pipeline.topk, spec=service.spec)
+                                           heatmap=heatmap, k=pipeline.topk, spec=service.spec, opacity=opacity)
                 result = service.predict_clip(clip, views=views_choice, per_window=True, sink=video,
                                               progress=ProgressWithEta(progress))
                 out = video.close()
@@ -127,9 +127,9 @@ def build(host: ModelHost, config: Config, page: PageControls) -> None:
         timeline = gr.HTML("", js_on_load=TIMELINE_JS, elem_id="clip-timeline")
         label = gr.Label(label="Whole-clip protocol score (secondary)", elem_id="clip-label")
 
-    go.click(on_clip, [clip_in, views_choice, page.threshold, page.heatmap], [label, summary, annotated, timeline],
+    inputs = [clip_in, views_choice, page.threshold, page.heatmap, page.opacity]
+    go.click(on_clip, inputs, [label, summary, annotated, timeline],
              show_progress_on=[annotated],  # one bar for the whole job, where the video will appear
              concurrency_limit=None)  # no Gradio queue: clip_gate runs, queues or turns requests away
-    example_list.load_input_event.then(on_clip, [clip_in, views_choice, page.threshold, page.heatmap],
-                                       [label, summary, annotated, timeline], show_progress_on=[annotated],
-                                       concurrency_limit=None)
+    example_list.load_input_event.then(on_clip, inputs, [label, summary, annotated, timeline],
+                                       show_progress_on=[annotated], concurrency_limit=None)

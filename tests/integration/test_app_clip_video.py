@@ -83,10 +83,12 @@ def test_each_frame_shows_the_newest_window_that_had_ended(tmp_path):
     assert bars(frames[2]) == 0 and bars(frames[20]) > 100  # the first window ends at 0.5 s (frame 5)
 
 
-def test_stdm_heat_map_of_each_window_lies_over_the_crop(tmp_path):
+@pytest.mark.parametrize("opacity", [0.6, 0.0])
+def test_stdm_heat_map_of_each_window_lies_over_the_crop_at_the_chosen_opacity(opacity, tmp_path):
     response = np.zeros((16, 16), np.float16)
     response[:, 8:] = 1.0  # the right half of the crop responds
-    video = AnnotatedClipVideo(tmp_path / "stdm.mp4", 10.0, LABELS, threshold=0.0, heatmap="stdm", k=2, spec=SPEC)
+    video = AnnotatedClipVideo(tmp_path / "stdm.mp4", 10.0, LABELS, threshold=0.0, heatmap="stdm", k=2, spec=SPEC,
+                               opacity=opacity)
     for i in range(30):
         video.frame(i, np.full((48, 64, 3), 90, np.uint8))
     video.windows([window(0.5, 0, response)], complete_before=float("inf"))
@@ -97,7 +99,10 @@ def test_stdm_heat_map_of_each_window_lies_over_the_crop(tmp_path):
     rows = slice(y1 - 60, y1 - 10)  # below the top-k panel
     before, after = colour(frames[2]), colour(frames[20])
     assert not before[rows].any()
-    assert after[rows, mid + 10:x1 - 10].mean() > 0.9 and not after[rows, x0 + 10:mid - 10].any()
+    if opacity == 0.0:  # the page's slider at 0: no map at all
+        assert not after[rows].any()
+    else:
+        assert after[rows, mid + 10:x1 - 10].mean() > 0.9 and not after[rows, x0 + 10:mid - 10].any()
 
 
 def test_a_failed_job_leaves_no_file_and_an_empty_one_says_so(tmp_path):
