@@ -119,8 +119,9 @@ def test_webcam_reaches_the_model_at_camera_speed_over_host_only_webrtc(camera_2
     (ARTIFACTS / "webcam_webrtc.json").write_text(json.dumps(record, indent=1))
     print("webcam over WebRTC:", record)
     assert total >= 40, f"predictions should keep arriving: {record}"
-    # the model sees frames as captured: mirrored ones would read as "moving right"
-    assert top1["moving left"] > 2 * top1["moving right"], record
+    # issue 15: the demo model calls the leftward square "moving left" at least 90 % of the time; the
+    # model sees frames as captured (mirrored ones would read as "moving right")
+    assert top1["moving left"] >= 0.9 * total, record
     assert statistics.median(service_fps) >= MIN_FPS, record
     assert page_fps and statistics.median(page_fps) >= MIN_FPS, record  # the page shows the same rate
     assert candidate_types(local) == {"host"} and candidate_types(remote) == {"host"}, (local, remote)
