@@ -181,4 +181,4 @@ def record_choice(report: dict, path: Path = CHOICE_TABLE) -> None:
         ranked = sorted(result["engines"].items(), key=lambda item: item[1]["tdn_ms"])
         row[precision] = {"ms": {engine: r["tdn_ms"] for engine, r in ranked}, "source": source}
     header = "".join(line + "\n" for line in path.read_text().splitlines() if line.startswith("#"))
-    path.write_text(header + yaml.safe_dump(table, sort_keys=True))
+    path.write_text(header + yaml.safe_dump(table, sort_keys=False))  # keeps each row fastest first

@@ -106,11 +106,12 @@ def choose_engine(device: torch.device, precision: str) -> tuple[str, str]:
     row = _choice_table().get(kind, {}).get(precision)
     if row is None:
         return "torch", f"auto: no measurement for {kind} {precision} in {CHOICE_TABLE.name}; torch"
-    timings = ", ".join(f"{e} {t:g} ms" for e, t in row["ms"].items())
-    runnable = [e for e in row["ms"] if engine_installed(e) and precision in SUPPORTED[e].get(device.type, ())]
+    ranked = sorted(row["ms"], key=row["ms"].get)  # fastest first, whatever the file's order
+    timings = ", ".join(f"{e} {row['ms'][e]:g} ms" for e in ranked)
+    runnable = [e for e in ranked if engine_installed(e) and precision in SUPPORTED[e].get(device.type, ())]
     if not runnable:
         return "torch", f"auto: no measured engine installed for {kind} {precision}; torch"
-    fastest, torch_ms = runnable[0], row["ms"].get("torch")  # the table lists the fastest first
+    fastest, torch_ms = runnable[0], row["ms"].get("torch")
     if fastest != "torch" and torch_ms is not None and row["ms"][fastest] > (1 - MIN_GAIN) * torch_ms:
         return "torch", (f"auto: measured for {kind} {precision} ({timings}; {row['source']}): "
                          f"{fastest} less than {MIN_GAIN:.0%} faster than torch; torch")

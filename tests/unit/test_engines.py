@@ -99,6 +99,26 @@ def test_auto_keeps_torch_unless_an_engine_is_clearly_faster(monkeypatch):
     assert choose_engine(cpu, "fp32")[0] == "openvino"
 
 
+def test_recorded_rows_are_fastest_first_and_auto_ranks_by_time_anyway(monkeypatch, tmp_path):
+    from tdn.bench import record_choice
+
+    table = tmp_path / "engine_choice.yaml"
+    table.write_text("# header\n{}\n")
+    result = lambda ms: {"engines": {e: {"tdn_ms": t} for e, t in ms.items()}}  # noqa: E731
+    report = {"device_kind": "cpu-amx", "arch": "resnet50", "num_segments": 8, "size": 224, "threads": 2,
+              "date": "2026-12-02 05:34 UTC",
+              "results": {"bf16": result({"torch": 532.0, "openvino": 1053.4}),
+                          "fp32": result({"torch": 848.3, "openvino": 1250.1, "onnxruntime": 1069.1})}}
+    record_choice(report, table)
+    written = yaml.safe_load(table.read_text())["cpu-amx"]
+    assert list(written["fp32"]["ms"]) == ["torch", "onnxruntime", "openvino"]  # not alphabetical
+    assert list(written["bf16"]["ms"]) == ["torch", "openvino"] and table.read_text().startswith("# header")
+    cpu = torch.device("cpu")
+    unordered = {device_kind(cpu): {"fp32": {"ms": {"torch": 100.0, "openvino": 50.0}, "source": "test"}}}
+    monkeypatch.setattr(engines, "_choice_table", lambda: unordered)
+    assert choose_engine(cpu, "fp32")[0] == ("openvino" if "openvino" in CPU_ENGINES else "torch")
+
+
 def test_auto_is_visible_on_the_model(weights, monkeypatch):
     monkeypatch.setattr(engines, "_choice_table", lambda: {})
     model = load_model(weights, precision="fp32", engine="auto")
