@@ -13,11 +13,8 @@ from tdn.model import BasicBlock, Bottleneck, create_model
 SIZE = 64
 
 
-def random_weights(path: Path, *, arch: str = "resnet18", variant: str = "tdn", num_segments: int = 8,
-                   layers: tuple[int, int, int, int] | None = None, size: int = SIZE, classes: int = 6,
-                   seed: int = 0) -> Path:
-    torch.manual_seed(seed)
-    model = create_model(arch, num_segments=num_segments, num_classes=classes, variant=variant, layers=layers)
+def randomise_bn(model: torch.nn.Module, seed: int = 0) -> None:
+    """Non-trivial BatchNorm statistics and affine parameters, so that folding and mapping errors show."""
     g = torch.Generator().manual_seed(seed)
     for m in model.modules():
         if isinstance(m, torch.nn.BatchNorm2d):
@@ -25,6 +22,14 @@ def random_weights(path: Path, *, arch: str = "resnet18", variant: str = "tdn", 
             m.running_var.copy_(torch.rand(m.num_features, generator=g) + 0.5)
             m.weight.data.copy_(torch.rand(m.num_features, generator=g) + 0.5)
             m.bias.data.copy_(torch.randn(m.num_features, generator=g) * 0.1)
+
+
+def random_weights(path: Path, *, arch: str = "resnet18", variant: str = "tdn", num_segments: int = 8,
+                   layers: tuple[int, int, int, int] | None = None, size: int = SIZE, classes: int = 6,
+                   seed: int = 0) -> Path:
+    torch.manual_seed(seed)
+    model = create_model(arch, num_segments=num_segments, num_classes=classes, variant=variant, layers=layers)
+    randomise_bn(model, seed)
     for block in model.modules():  # small residual branches, as in a trained ResNet: activations stay in
         if isinstance(block, (Bottleneck, BasicBlock)):  # range through 100 layers (logits of order 10, not 1000)
             last_bn = block.bn3 if isinstance(block, Bottleneck) else block.bn2

@@ -5,6 +5,7 @@ import torch
 import torch.nn.functional as F
 
 from official_fixture import official_fixture  # noqa: F401 (pytest fixture)
+from random_weights import randomise_bn
 from tdn.api import load_model
 from tdn.info import model_info
 from tdn.inference import FusedGateLongTermTDM, fold_batchnorm, prepare_for_inference
@@ -18,17 +19,6 @@ torch.manual_seed(0)
 def _clip(n=1, t=8, size=64, seed=0):
     g = torch.Generator().manual_seed(seed)
     return torch.randn(n, t, 5, 3, size, size, generator=g)
-
-
-def _randomise_bn(model: torch.nn.Module, seed: int = 0) -> None:
-    """Non-trivial BN statistics so that folding and mapping errors show."""
-    g = torch.Generator().manual_seed(seed)
-    for m in model.modules():
-        if isinstance(m, torch.nn.BatchNorm2d):
-            m.running_mean.copy_(torch.randn(m.num_features, generator=g) * 0.1)
-            m.running_var.copy_(torch.rand(m.num_features, generator=g) + 0.5)
-            m.weight.data.copy_(torch.rand(m.num_features, generator=g) + 0.5)
-            m.bias.data.copy_(torch.randn(m.num_features, generator=g) * 0.1)
 
 
 @pytest.mark.parametrize("arch", list(ARCHS))
@@ -132,7 +122,7 @@ def test_long_term_module_against_direct_reference(size, folded):
     """Folded, in its inference form, the gate is one fused convolution + sigmoid per direction (CPU)."""
     t, c = 4, 32
     m = LongTermTDM(c, t, reduction=8)
-    _randomise_bn(m)
+    randomise_bn(m)
     for p in m.parameters():
         p.data.normal_(0, 0.3)
     m.eval()
@@ -151,7 +141,7 @@ def test_long_term_module_against_direct_reference(size, folded):
 def test_short_term_module_against_direct_reference(size, fusion):
     """Even sizes fuse by broadcasting 2x2 blocks, 36 px takes the interpolation path (18 -> 9 vs 5)."""
     model = create_model("resnet18", num_segments=2, num_classes=3, variant="stdm", fusion=fusion)
-    _randomise_bn(model)
+    randomise_bn(model)
     model.eval()
     seg = torch.randn(2, 5, 3, size, size)
     a, b = model.cfg.fusion
@@ -184,7 +174,7 @@ def test_fusion_keeps_channels_last():
 def test_segment_split_equals_full_forward():
     """Per-segment features computed one at a time reproduce the batched forward (the cache's premise)."""
     model = create_model("resnet18", num_segments=4, num_classes=6)
-    _randomise_bn(model)
+    randomise_bn(model)
     model.eval()
     x = _clip(n=2, t=4, size=64, seed=3)
     with torch.no_grad():
@@ -200,7 +190,7 @@ def test_inference_form_keeps_outputs(variant):
     """Every BatchNorm is found and folded (none is left), L-TDM takes its fused form on CPU, and the
     outputs stay those of the model as defined."""
     model = create_model("resnet18", num_segments=4, num_classes=6, variant=variant)
-    _randomise_bn(model, seed=1)
+    randomise_bn(model, seed=1)
     model.eval()
     x = _clip(n=1, t=4, size=64, seed=4)
     with torch.no_grad():
