@@ -1,8 +1,8 @@
 """A real Ray cluster of several nodes on this machine, for the cluster tests and benchmarks.
 
 Each node is started as an operator would: ``ray start --head`` and ``ray start --address ...``,
-each with ``num_cpus`` CPUs, on 127.0.0.1, a 200 MB object store and no dashboard; Ray's files go
-to a fresh temporary folder. (``ray.cluster_utils.Cluster`` does the same in-process, but with
+each with ``num_cpus`` CPUs, on a loopback address (:data:`pipelines.cluster.deploy.LOOPBACK`:
+Ray would turn 127.0.0.1 into the machine's own address), a 200 MB object store and no dashboard; Ray's files go to a fresh temporary folder. (``ray.cluster_utils.Cluster`` does the same in-process, but with
 Ray 2.60 a driver that then connects from the same process waits forever for the GCS's cluster
 id, so the nodes run as their own processes here.)
 
@@ -25,9 +25,12 @@ import subprocess
 import sys
 import tempfile
 import threading
+from dataclasses import dataclass
 from pathlib import Path
 
 from loopback import free_port
+
+from pipelines.cluster.deploy import LOOPBACK
 
 OBJECT_STORE_BYTES = 200 * 2**20
 START_ATTEMPTS = 6
@@ -38,13 +41,14 @@ RAY = str(Path(sys.executable).with_name("ray"))
 SLOW_MACHINE_ENV = {"RAY_SERVE_PROXY_READY_CHECK_TIMEOUT_S": "60", "RAY_SERVE_PROXY_HEALTH_CHECK_TIMEOUT_S": "60"}
 
 
-def _node_processes(temp: str) -> list:
-    """Every process of the nodes under ``temp``: those naming it, and all their children."""
+def _node_processes(temp: str, head_port: int) -> list:
+    """Every process of the nodes under ``temp``: those naming it or the head's address (the Ray
+    client server, which outlives the ``ray start`` that started it), and all their children."""
     import psutil
 
     found = {}
     for process in psutil.process_iter(["pid", "cmdline"]):
-        if any(temp in part for part in process.info["cmdline"] or ()):
+        if any(temp in part or f"={LOOPBACK}:{head_port}" in part for part in process.info["cmdline"] or ()):
             found[process.pid] = process
             with contextlib.suppress(psutil.Error):
                 found.update({child.pid: child for child in process.children(recursive=True)})
@@ -87,11 +91,11 @@ class _PortFiles(threading.Thread):
                         partial.rename(path)
 
 
-def _start_node(temp: str, num_cpus: int, head_port: int, *, head: bool) -> None:
-    common = ["--node-ip-address=127.0.0.1", f"--num-cpus={num_cpus}", f"--object-store-memory={OBJECT_STORE_BYTES}",
+def _start_node(temp: str, num_cpus: int, head_port: int, auth: dict[str, str], *, head: bool) -> None:
+    common = [f"--node-ip-address={LOOPBACK}", f"--num-cpus={num_cpus}", f"--object-store-memory={OBJECT_STORE_BYTES}",
               "--disable-usage-stats"]
-    role = (["--head", f"--port={head_port}", "--include-dashboard=false", f"--temp-dir={temp}"] if head
-            else [f"--address=127.0.0.1:{head_port}"])
+    role = (["--head", f"--port={head_port}", "--include-dashboard=false", f"--ray-client-server-port={free_port()}",
+             f"--temp-dir={temp}"] if head else [f"--address={LOOPBACK}:{head_port}"])
     for attempt in range(1, START_ATTEMPTS + 1):
         ports = {"metrics_agent_port": free_port(), "metrics_export_port": free_port(),
                  "dashboard_agent_listen_port": free_port(), "runtime_env_agent_port": free_port()}
@@ -99,12 +103,12 @@ def _start_node(temp: str, num_cpus: int, head_port: int, *, head: bool) -> None
                   f"--metrics-export-port={ports['metrics_export_port']}",
                   f"--dashboard-agent-listen-port={ports['dashboard_agent_listen_port']}",
                   f"--runtime-env-agent-port={ports['runtime_env_agent_port']}"]
-        before = {p.pid for p in _node_processes(temp)}
+        before = {p.pid for p in _node_processes(temp, head_port)}
         writer = _PortFiles(temp, ports)
         writer.start()
         try:
             result = subprocess.run([RAY, "start", *role, *common, *agents], capture_output=True, text=True,
-                                    timeout=START_TIMEOUT_S, env={**os.environ, **SLOW_MACHINE_ENV, "RAY_TMPDIR": temp})
+                                    timeout=START_TIMEOUT_S, env={**os.environ, **SLOW_MACHINE_ENV, **auth, "RAY_TMPDIR": temp})
         finally:
             writer.done.set()
             writer.join()
@@ -112,12 +116,24 @@ def _start_node(temp: str, num_cpus: int, head_port: int, *, head: bool) -> None
             return
         if attempt == START_ATTEMPTS:
             raise RuntimeError(f"ray start failed {attempt} times; last: {result.stderr[-2000:]}")
-        _kill([p for p in _node_processes(temp) if p.pid not in before])  # what this attempt left
+        _kill([p for p in _node_processes(temp, head_port) if p.pid not in before])  # what this attempt left
+
+
+@dataclass(frozen=True)
+class RayNodes:
+    """A running local cluster: its head's ``address``, and :meth:`processes` to find its processes."""
+
+    address: str
+    temp: str
+    head_port: int
+
+    def processes(self) -> list:
+        return _node_processes(self.temp, self.head_port)
 
 
 @contextlib.contextmanager
 def local_ray_cluster(*, nodes: int = 2, num_cpus: int = 1, namespace: str = "tdn-test"):
-    """Yield the address of a Ray cluster of ``nodes`` nodes on 127.0.0.1 with this process
+    """Yield the :class:`RayNodes` of a Ray cluster of ``nodes`` nodes on loopback with this process
     connected to it (``ray.init``); Serve, the driver and every node are stopped on the way out."""
     import ray
     from ray import serve
@@ -125,17 +141,20 @@ def local_ray_cluster(*, nodes: int = 2, num_cpus: int = 1, namespace: str = "td
     # a short path: Ray puts unix sockets under it (at most 107 characters)
     temp = tempfile.mkdtemp(prefix="tdnray_", dir="/tmp")
     head_port = free_port()
+    # no token authentication (a loopback cluster of this machine's own processes), said explicitly:
+    # a token that an earlier local ray.init left in ~/.ray would otherwise switch the nodes to it
+    auth = {"RAY_AUTH_MODE": "disabled"}
     try:
         for n in range(nodes):
-            _start_node(temp, num_cpus, head_port, head=n == 0)
-        address = f"127.0.0.1:{head_port}"
-        ray.init(address=address, namespace=namespace, log_to_driver=False)
-        yield address
+            _start_node(temp, num_cpus, head_port, auth, head=n == 0)
+        address = f"{LOOPBACK}:{head_port}"
+        ray.init(address=address, namespace=namespace, log_to_driver=False, _node_ip_address=LOOPBACK)
+        yield RayNodes(address, temp, head_port)
     finally:
         try:
             if ray.is_initialized():
                 serve.shutdown()
         finally:
             ray.shutdown()
-            _kill(_node_processes(temp))
+            _kill(_node_processes(temp, head_port))
             shutil.rmtree(temp, ignore_errors=True)

@@ -10,10 +10,18 @@
   again; a cell serving a camera it was not given is told to drop it, so no camera is ever
   served twice and none is lost,
 - the merged event log that ``GET /events`` reads (bounded: ``cluster.event_buffer``).
+
+Ray restarts the controller if its process dies. The camera list survives that: it is kept in
+Ray's key-value store in the GCS (:class:`SavedCameras`). The restarted controller stops the cells
+of its previous life (the cells of a dead owner die with it; any left are killed) and places every
+camera again on new cells. Cells that die before they ever come up are started again after a
+growing pause (``START_BACKOFF_S``), so a broken node or setup is not restarted in a tight loop.
 """
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import json
 import logging
 import re
 import time
@@ -27,6 +35,8 @@ from tdn.config import Config
 log = logging.getLogger(__name__)
 
 CONTROLLER_NAME = "tdn-controller"
+CELL_ACTOR_PREFIX = "tdn-"  # a cell named cell-N is the Ray actor tdn-cell-N
+START_BACKOFF_S = (2.0, 300.0)  # pause after the first cell that died while starting, and the longest one
 CAMERA_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 
 
@@ -49,6 +59,43 @@ class _Cell:
     last_ok: float = field(default_factory=time.monotonic)
     cursor: int = 0  # next event number to read from it
     first_health: object = None  # while starting: the pending answer to its first health call
+    detail: str = ""  # why it is dead
+
+
+class SavedCameras:
+    """The desired camera list (id -> URL as given) and the naming counter, in Ray's key-value store
+    in the GCS (where Ray Serve keeps its own state), so that a restarted controller has them back.
+    Outside Ray (the controller constructed in-process) it keeps nothing."""
+
+    KEY = "cameras"
+
+    def __init__(self, namespace: str):
+        self.namespace = f"tdn-controller-{namespace}"
+
+    @staticmethod
+    def _kv():
+        from ray.experimental import internal_kv
+
+        return internal_kv if internal_kv._internal_kv_initialized() else None
+
+    def load(self) -> tuple[dict[str, str], int]:
+        kv = self._kv()
+        saved = kv and kv._internal_kv_get(self.KEY, namespace=self.namespace)
+        if not saved:
+            return {}, 0
+        state = json.loads(saved)
+        return state["cameras"], state["numbered"]
+
+    def save(self, cameras: dict[str, str], numbered: int) -> None:
+        kv = self._kv()
+        if kv is not None:
+            kv._internal_kv_put(self.KEY, json.dumps({"cameras": cameras, "numbered": numbered}), overwrite=True,
+                                namespace=self.namespace)
+
+    def forget(self) -> None:
+        kv = self._kv()
+        if kv is not None:
+            kv._internal_kv_del(self.KEY, namespace=self.namespace)
 
 
 class ClusterController:
@@ -56,16 +103,17 @@ class ClusterController:
 
     def __init__(self, config: Config):
         self.config = config
-        self._cameras: dict[str, _Camera] = {}
+        self._saved = SavedCameras(config.cluster.namespace)
+        urls, self._numbered = self._saved.load()  # cameras and cells are numbered from _numbered on
+        self._cameras: dict[str, _Camera] = {camera_id: _Camera(camera_id, url) for camera_id, url in urls.items()}
         self._cells: dict[str, _Cell] = {}
         self._log: deque[tuple[int, dict]] = deque(maxlen=config.cluster.event_buffer)
         self._next_seq = 0
-        self._numbered = 0  # cameras and cells are numbered from this on
+        self._failed_starts = 0  # cells in a row that died before they came up
+        self._next_start = 0.0  # time.monotonic() before which no cell is started
         self._watcher: asyncio.Task | None = None
-
-    async def start(self) -> None:
-        """Start the cells and the watch loop (idempotent)."""
-        if self._watcher is None:
+        # Ray runs an async actor's __init__ in its event loop: watching starts here, after a restart too
+        with contextlib.suppress(RuntimeError):  # no running loop: constructed in-process (unit tests)
             self._watcher = asyncio.get_running_loop().create_task(self._watch())
 
     # -- cameras -----------------------------------------------------------------------------
@@ -83,6 +131,7 @@ class ClusterController:
         else:
             camera_id = self._new_name("cam")
         camera = self._cameras[camera_id] = _Camera(camera_id, url)
+        self._save()
         await self._place(camera)
         return self._entry(camera)
 
@@ -91,6 +140,7 @@ class ClusterController:
         camera = self._cameras.pop(camera_id, None)
         if camera is None:
             raise ValueError(f"no camera {camera_id!r}; cameras: {', '.join(self._cameras) or 'none'}")
+        self._save()
         cell = self._cells.get(camera.cell) if camera.cell else None
         if cell is not None and cell.state == "up":
             try:
@@ -121,6 +171,9 @@ class ClusterController:
             found.append(entry)
         return found
 
+    def _save(self) -> None:
+        self._saved.save({c.id: c.url for c in self._cameras.values()}, self._numbered)
+
     def _entry(self, camera: _Camera) -> dict:
         return {"id": camera.id, "url": mask_credentials(camera.url), "cell": camera.cell}
 
@@ -130,9 +183,10 @@ class ClusterController:
 
     async def cells(self) -> list[dict]:
         """Every cell the controller knows: ``name, state, node, capacity`` (windows/s it sustains),
-        ``demand`` (windows/s its cameras ask for), ``cameras``."""
+        ``demand`` (windows/s its cameras ask for), ``cameras``, and for a dead one ``detail`` (why)."""
         return [{"name": c.name, "state": c.state, "node": c.node, "capacity": round(c.capacity, 3),
-                 "demand": round(c.demand_per_camera * self._load(c.name), 3), "cameras": self._load(c.name)}
+                 "demand": round(c.demand_per_camera * self._load(c.name), 3), "cameras": self._load(c.name),
+                 **({"detail": c.detail} if c.state == "dead" else {})}
                 for c in self._cells.values()]
 
     # -- events ------------------------------------------------------------------------------
@@ -177,6 +231,7 @@ class ClusterController:
             self._numbered += 1
             name = f"{prefix}-{self._numbered}"
             if name not in self._cameras and name not in self._cells:
+                self._save()  # a restarted controller does not hand the same name out again
                 return name
 
     def _wanted_cells(self) -> int:
@@ -188,7 +243,19 @@ class ClusterController:
             wanted = sum(1 for n in ray.nodes() if n["Alive"] and n["Resources"].get("CPU", 0) >= need)
         return max(wanted, 1)
 
+    def _stop_previous_cells(self) -> None:
+        """Kill the cells of an earlier life of this controller (Ray restarted it), if any are left."""
+        import ray
+
+        for name in ray.util.list_named_actors():
+            if name.startswith(f"{CELL_ACTOR_PREFIX}cell-"):
+                with contextlib.suppress(ValueError):  # gone meanwhile
+                    ray.kill(ray.get_actor(name), no_restart=True)
+                    log.info("stopped %s, a cell of the controller before its restart", name)
+
     def _start_cells(self) -> None:
+        if time.monotonic() < self._next_start:  # backing off after cells that died while starting
+            return
         from pipelines.cluster.cell import cell_actor
 
         actor = cell_actor(self.config)
@@ -196,13 +263,18 @@ class ClusterController:
             del self._cells[name]  # its cameras were placed elsewhere when it was lost
         for _ in range(self._wanted_cells() - len(self._cells)):
             name = self._new_name("cell")
-            handle = actor.options(name=f"tdn-{name}", scheduling_strategy="SPREAD").remote(self.config, name)
+            handle = actor.options(name=f"{CELL_ACTOR_PREFIX}{name}", scheduling_strategy="SPREAD").remote(
+                self.config, name)
             self._cells[name] = _Cell(name, handle)
             log.info("starting %s", name)
 
     async def _watch(self) -> None:
         """The watch loop: keep the wanted number of cells, check each, collect events, re-place cameras."""
         interval = self.config.cluster.health_interval_s
+        try:
+            self._stop_previous_cells()
+        except Exception:
+            log.exception("could not look for the cells of an earlier controller")
         while True:
             try:
                 self._start_cells()
@@ -235,6 +307,7 @@ class ClusterController:
         cell.demand_per_camera = health["demand_per_camera"]
         if cell.state == "starting":
             cell.state = "up"
+            self._failed_starts = 0
             log.info("%s is up on %s: %.1f windows/s", cell.name, cell.node, cell.capacity)
         if cell.incarnation is not None and health["incarnation"] != cell.incarnation:
             cell.cursor = 0  # a restarted cell: a new event log, and none of its cameras
@@ -266,7 +339,12 @@ class ClusterController:
 
     def _lost(self, cell: _Cell, why: str) -> None:
         log.warning("%s is gone: %s", cell.name, why)
-        cell.state = "dead"
+        if cell.state == "starting":  # died before it ever served: a broken node or setup, not bad luck
+            self._failed_starts += 1
+            pause = min(START_BACKOFF_S[0] * 2 ** (self._failed_starts - 1), START_BACKOFF_S[1])
+            self._next_start = time.monotonic() + pause
+            why = f"{why}; {self._failed_starts} in a row died while starting: next cell in {pause:g} s"
+        cell.state, cell.detail = "dead", why
         for camera in self._cameras.values():
             if camera.cell == cell.name:
                 self._moving(camera, f"{cell.name} is gone: {why}")

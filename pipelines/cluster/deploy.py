@@ -1,6 +1,6 @@
 """Starting or joining Ray, and deploying the controller, its cells and the HTTP front end.
 
-A local Ray (``cluster.address`` null) runs on loopback with ``cluster.local_cpus`` CPUs, a small
+A local Ray (``cluster.address`` null) runs on loopback (:data:`LOOPBACK`) with ``cluster.local_cpus`` CPUs, a small
 object store (``cluster.object_store_mb``: frames never go through it) and no dashboard.
 """
 from __future__ import annotations
@@ -10,12 +10,15 @@ import time
 import ray
 from ray import serve
 
-from pipelines.cluster.controller import CONTROLLER_NAME, controller_actor
+from pipelines.cluster.controller import CONTROLLER_NAME, SavedCameras, controller_actor
 from pipelines.cluster.frontend import ClipScorer, FrontEnd
 from tdn.config import Config
 
 APP_NAME = "tdn"
-LOOPBACK = "127.0.0.1"
+# Ray replaces 127.0.0.1 and "localhost" by the machine's own address wherever it is given as a node's
+# address (ray._private.services.resolve_ip_for_localhost), so its traffic would leave loopback; any
+# other 127.x.y.z is taken as written and stays on the loopback interface (Linux routes all of 127/8 there)
+LOOPBACK = "127.0.0.2"
 
 
 def connect(config: Config) -> None:
@@ -32,8 +35,7 @@ def deploy(config: Config, *, wait_cells_s: float = 300.0) -> str:
     """Start (or find) the controller, wait until its first cell is up (at most ``wait_cells_s``),
     and serve the front end on ``cluster.host:cluster.port``; returns the front end's URL."""
     c = config.cluster
-    controller = controller_actor(config).remote(config)
-    ray.get(controller.start.remote())
+    controller = controller_actor(config).remote(config)  # it starts its cells and its watch loop itself
     deadline = time.monotonic() + wait_cells_s
     while not any(cell["state"] == "up" for cell in ray.get(controller.cells.remote())):
         if time.monotonic() > deadline:
@@ -46,9 +48,11 @@ def deploy(config: Config, *, wait_cells_s: float = 300.0) -> str:
 
 
 def undeploy(config: Config) -> None:
-    """Remove the front end and the controller (its cells go with it: the controller owns them)."""
+    """Remove the front end, the controller (its cells go with it: the controller owns them) and the
+    camera list it kept for its restarts."""
     serve.delete(APP_NAME)
     try:
         ray.kill(ray.get_actor(CONTROLLER_NAME, namespace=config.cluster.namespace), no_restart=True)
     except ValueError:  # no controller
         pass
+    SavedCameras(config.cluster.namespace).forget()

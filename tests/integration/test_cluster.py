@@ -5,6 +5,7 @@ is the slow part); the tests run in order: serve, kill a cell, add and remove ov
 """
 from __future__ import annotations
 
+import ipaddress
 import json
 import subprocess
 import sys
@@ -71,13 +72,14 @@ def servers():
 
 @pytest.fixture(scope="module")
 def cluster():
-    """A 2-node Ray with the controller, two cells and the front end deployed; torn down even on failure."""
+    """A 2-node Ray with the controller, two cells and the front end deployed: ``(front end URL,
+    controller handle, RayNodes)``; torn down even on failure."""
     port = free_port()
     config = load_config(None, {"cluster.namespace": "tdn-test", "cluster.port": port, "cluster.cells": 0,
                                 "cluster.health_interval_s": 0.5, "cluster.health_timeout_s": 10.0,
                                 "cluster.cell_restarts": 0, "pipeline.backend": "cpu", "model.precision": "fp32",
                                 "pipeline.open_timeout_s": 5.0, "pipeline.stats_interval_s": 0.5})
-    with local_ray_cluster(nodes=2, namespace="tdn-test"):
+    with local_ray_cluster(nodes=2, namespace="tdn-test") as nodes:
         from pipelines.cluster import deploy
 
         url = deploy.deploy(config)
@@ -85,7 +87,7 @@ def cluster():
         try:
             wait_until("both cells up",
                        lambda: sum(c["state"] == "up" for c in ray.get(controller.cells.remote())) == 2)
-            yield url, controller
+            yield url, controller, nodes
         finally:
             deploy.undeploy(config)
 
@@ -134,7 +136,7 @@ def predictions_per_camera(url: str) -> dict[str, int]:
 
 
 def test_four_cameras_on_two_cells_then_one_cell_dies(cluster, servers):
-    url, controller = cluster
+    url, controller, _ = cluster
     plain, secret = servers
     reader = EventReader(url)
     try:
@@ -186,8 +188,67 @@ def test_four_cameras_on_two_cells_then_one_cell_dies(cluster, servers):
         reader.close()
 
 
+def _is_loopback(ip: str) -> bool:
+    address = ipaddress.ip_address(ip.split("%")[0])
+    return (getattr(address, "ipv4_mapped", None) or address).is_loopback  # ::ffff:127.0.0.2 too
+
+
+def test_the_cluster_talks_over_loopback_only(cluster):
+    """Every connection of the nodes' processes and of this driver is between loopback addresses, and
+    no socket listens on the machine's own address (Ray's gRPC servers listen on every interface, a
+    wildcard that Ray 2.60 has no setting for; what they talk to is checked above)."""
+    import psutil
+
+    _, _, nodes = cluster
+    processes = [*nodes.processes(), psutil.Process()]
+    assert len(processes) > 5, processes  # GCS, raylets, agents, workers: the search found the nodes
+    connected, listening = [], []
+    for process in processes:
+        try:
+            connections = process.net_connections(kind="inet")
+        except psutil.NoSuchProcess:  # a worker that ended meanwhile
+            continue
+        for c in connections:
+            if c.status == psutil.CONN_LISTEN:
+                listening.append((process.name(), c.laddr.ip))
+            elif c.raddr:
+                connected.append((process.name(), c.laddr.ip, c.raddr.ip))
+    assert connected, "no connection seen: the cluster is not running?"
+    assert all(_is_loopback(local) and _is_loopback(remote) for _, local, remote in connected), connected
+    wildcard = {"0.0.0.0", "::"}
+    assert all(ip in wildcard or _is_loopback(ip) for _, ip in listening), listening
+
+
+def test_a_restarted_controller_keeps_its_cameras_and_serves_them_again(cluster):
+    """The controller's process dies (``ray.kill`` without ``no_restart``: Ray restarts it): the new
+    one has the same camera list from Ray's key-value store, stops the old cells, starts new ones
+    and every camera predicts again, each on exactly one cell."""
+    url, controller, _ = cluster
+    before = ray.get(controller.assignment.remote())
+    old_cells = {c["name"] for c in ray.get(controller.cells.remote())}
+    assert len(before) == 4, before
+
+    def answering():
+        try:
+            return ray.get(controller.assignment.remote(), timeout=10)
+        except (ray.exceptions.RayError, TimeoutError):  # restarting
+            return None
+
+    ray.kill(controller, no_restart=False)
+    after = wait_until("the restarted controller answering", answering)
+    assert sorted(after) == sorted(before)  # the same cameras, nothing added or lost
+    wait_until("every camera predicting on a new cell", lambda: all(
+        c["status"] == "live" and c["cell"] not in old_cells and c.get("predictions", 0) > 0
+        for c in http("GET", f"{url}/cameras")[1]["cameras"]))
+    served = cell_cameras(controller)
+    assert sorted(sum(served.values(), [])) == sorted(before), served  # none lost, none twice
+    assert old_cells.isdisjoint(served)
+    named = ray.util.list_named_actors()
+    assert not any(f"tdn-{cell}" in named for cell in old_cells), named  # the old cells were stopped
+
+
 def test_add_and_remove_over_http_bad_url_fails_alone(cluster, servers):
-    url, controller = cluster
+    url, controller, _ = cluster
     plain, _ = servers
     refused_port = free_port()  # nothing listens there
     status, entry = http("POST", f"{url}/cameras", {"url": f"rtsp://127.0.0.1:{refused_port}/nothing", "name": "bad"})
@@ -259,7 +320,7 @@ def upload(url: str, path) -> tuple[int, dict]:
 
 
 def test_clip_uploads_over_http_are_scored_together_and_a_bad_one_fails_alone(cluster, tmp_path):
-    url, _ = cluster
+    url, _, _ = cluster
     labels = (REPO_ROOT / "weights" / "demo" / "labels.txt").read_text().split("\n")
     clips = [write_video(tmp_path / f"square{i}.mp4", moving_square_frames(50 + 10 * i, width=160, height=120))
              for i in range(3)]
@@ -292,7 +353,7 @@ def test_app_with_cluster_shows_its_cameras_live_in_chromium(cluster, servers):
     sync_api = pytest.importorskip("playwright.sync_api")
     from app.ui import launch
 
-    url, _ = cluster
+    url, _, _ = cluster
     plain, _ = servers
     status, entry = http("POST", f"{url}/cameras", {"url": plain.url, "name": "cam-view"})
     assert status == 201, entry

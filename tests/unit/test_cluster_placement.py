@@ -3,6 +3,7 @@ headroom is, a lost cell's cameras go to the living ones, and nothing is placed 
 from __future__ import annotations
 
 import asyncio
+import time
 
 import pytest
 
@@ -83,3 +84,25 @@ def test_bad_urls_and_names_are_refused_with_the_reason(url, name, message):
         run(controller.add_camera(url, name))
     with pytest.raises(ValueError, match="no camera 'nope'; cameras: c0"):
         run(controller.remove_camera("nope"))
+
+
+def test_cells_that_die_while_starting_are_started_again_after_a_growing_pause():
+    controller = controller_with({"up": 16.0})
+    for n, pause in enumerate([2, 4, 8], 1):
+        cell = controller._cells[f"cell-{n}"] = _Cell(f"cell-{n}", StandInCell())  # starting
+        lost_at = time.monotonic()
+        controller._lost(cell, "it died (ActorDiedError: no such weights file)")
+        assert pause <= controller._next_start - lost_at <= pause + 1
+        detail = run(controller.cells())[-1]["detail"]
+        assert detail.endswith(f"no such weights file); {n} in a row died while starting: next cell in {pause} s")
+    controller._start_cells()  # still pausing: nothing started, nothing removed, the reasons stay on show
+    assert [c["state"] for c in run(controller.cells())] == ["up", "dead", "dead", "dead"]
+    for _ in range(20):
+        controller._lost(_Cell("again", StandInCell()), "it died")
+    assert controller._next_start - time.monotonic() <= 300  # the pause stops growing at START_BACKOFF_S[1]
+
+
+def test_a_cell_that_dies_after_serving_is_replaced_without_a_pause():
+    controller = controller_with({"a": 16.0, "b": 16.0})
+    controller._lost(controller._cells["a"], "it died (ActorDiedError)")
+    assert controller._next_start == 0.0 and controller._failed_starts == 0
