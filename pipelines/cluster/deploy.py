@@ -5,6 +5,7 @@ object store (``cluster.object_store_mb``: frames never go through it) and no da
 """
 from __future__ import annotations
 
+import tempfile
 import time
 
 import ray
@@ -19,6 +20,16 @@ APP_NAME = "tdn"
 # address (ray._private.services.resolve_ip_for_localhost), so its traffic would leave loopback; any
 # other 127.x.y.z is taken as written and stays on the loopback interface (Linux routes all of 127/8 there)
 LOOPBACK = "127.0.0.2"
+# Ray puts unix sockets at <temp>/ray/session_<date>_<time>_<id>_<pid>/sockets/plasma_store: 66
+# characters after <temp> with a 4-digit pid (70 leaves room for longer ones); a socket path may have 107
+RAY_TEMP_MAX_CHARS = 107 - 70
+
+
+def ray_temp_dir() -> str:
+    """The folder a local Ray keeps its session in: the temp folder, or /tmp where the temp folder's
+    path is too long for the unix sockets Ray makes in it."""
+    temp = tempfile.gettempdir()
+    return temp if len(temp) <= RAY_TEMP_MAX_CHARS else "/tmp"
 
 
 def connect(config: Config) -> None:
@@ -28,7 +39,7 @@ def connect(config: Config) -> None:
         ray.init(address=c.address, namespace=c.namespace, log_to_driver=False)
         return
     ray.init(num_cpus=c.local_cpus, object_store_memory=c.object_store_mb * 2**20, include_dashboard=False,
-             _node_ip_address=LOOPBACK, namespace=c.namespace, log_to_driver=False)
+             _node_ip_address=LOOPBACK, _temp_dir=ray_temp_dir(), namespace=c.namespace, log_to_driver=False)
 
 
 def deploy(config: Config, *, wait_cells_s: float = 300.0) -> str:
