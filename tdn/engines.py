@@ -18,6 +18,8 @@ device kind and the precision from ``tdn/engine_choice.yaml``, a table recorded 
 """
 from __future__ import annotations
 
+import contextlib
+import ctypes
 import importlib.util
 import logging
 import threading
@@ -136,24 +138,63 @@ def _tensorrt_runner(onnx: bytes, device: torch.device, precision: str) -> Runne
     return _onnxruntime_runner(onnx, device, precision, providers=[trt, "CUDAExecutionProvider"])
 
 
-def _openvino_runner(onnx: bytes, device: torch.device, precision: str) -> Runner:
-    import openvino
+class _SignalStack(ctypes.Structure):  # the stack_t of sigaltstack(2)
+    _fields_ = [("ss_sp", ctypes.c_void_p), ("ss_flags", ctypes.c_int), ("ss_size", ctypes.c_size_t)]
 
-    core = openvino.Core()
-    config = {"INFERENCE_PRECISION_HINT": {"bf16": "bf16", "fp32": "f32"}[precision],
-              "INFERENCE_NUM_THREADS": torch.get_num_threads(), "PERFORMANCE_HINT": "LATENCY"}
-    compiled = core.compile_model(core.read_model(onnx), "CPU", config)
-    request = compiled.create_infer_request()
 
-    def run(inputs: dict[str, np.ndarray]) -> list[np.ndarray]:
-        results = request.infer(inputs)
-        return [np.array(results[output]) for output in compiled.outputs]  # copies: the request reuses its buffers
-    return run
+@contextlib.contextmanager
+def _keeping_signal_stack():
+    """Run native code that may replace this thread's alternate signal stack, and put the old one back.
+
+    OpenVINO's CPU plugin (2026.4) installs a signal stack of its own on a thread that compiles or
+    runs a model and frees it with the model. Where the model is freed on another thread, the
+    first thread's signal stack is left pointing at freed memory: the next signal handled on that
+    thread (Python's handlers all run on the signal stack: Ctrl-C, torch's DataLoader SIGCHLD)
+    kills the process with SIGSEGV, or writes its frame over whatever now lives there (the CI
+    crashes of 2026-12-02, docs/limits.md). No handler of OpenVINO's needs that stack."""
+    sigaltstack = getattr(ctypes.CDLL(None), "sigaltstack", None)  # libc; absent off POSIX
+    if sigaltstack is None:
+        yield
+        return
+    saved, now = _SignalStack(), _SignalStack()
+    sigaltstack(None, ctypes.byref(saved))
+    try:
+        yield
+    finally:
+        sigaltstack(None, ctypes.byref(now))
+        if (now.ss_sp, now.ss_size, now.ss_flags) != (saved.ss_sp, saved.ss_size, saved.ss_flags):
+            sigaltstack(ctypes.byref(saved), None)
+
+
+class _OpenVinoRunner:
+    """A graph compiled by OpenVINO for the CPU; every call into OpenVINO, freeing included (on
+    whichever thread drops the runner), keeps the calling thread's signal stack (:func:`_keeping_signal_stack`)."""
+
+    def __init__(self, onnx: bytes, device: torch.device, precision: str):
+        import openvino
+
+        config = {"INFERENCE_PRECISION_HINT": {"bf16": "bf16", "fp32": "f32"}[precision],
+                  "INFERENCE_NUM_THREADS": torch.get_num_threads(), "PERFORMANCE_HINT": "LATENCY"}
+        with _keeping_signal_stack():
+            core = openvino.Core()
+            self._compiled = core.compile_model(core.read_model(onnx), "CPU", config)
+            self._request = self._compiled.create_infer_request()
+            self._outputs = list(self._compiled.outputs)
+            del core
+
+    def __call__(self, inputs: dict[str, np.ndarray]) -> list[np.ndarray]:
+        with _keeping_signal_stack():
+            results = self._request.infer(inputs)
+            return [np.array(results[output]) for output in self._outputs]  # copies: the request reuses its buffers
+
+    def __del__(self):
+        with _keeping_signal_stack():
+            self.__dict__.clear()  # OpenVINO frees the model, and its signal stack, here
 
 
 RUNNERS: dict[str, Callable[[bytes, torch.device, str], Runner]] = {
     "onnxruntime": _onnxruntime_runner,
-    "openvino": _openvino_runner,
+    "openvino": _OpenVinoRunner,
     "tensorrt": _tensorrt_runner,
 }
 
