@@ -89,8 +89,8 @@ class SavedCameras:
     def save(self, cameras: dict[str, str], numbered: int) -> None:
         kv = self._kv()
         if kv is not None:
-            kv._internal_kv_put(self.KEY, json.dumps({"cameras": cameras, "numbered": numbered}), overwrite=True,
-                                namespace=self.namespace)
+            state = json.dumps({"cameras": cameras, "numbered": numbered}, allow_nan=False)
+            kv._internal_kv_put(self.KEY, state, overwrite=True, namespace=self.namespace)
 
     def forget(self) -> None:
         kv = self._kv()
