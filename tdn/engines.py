@@ -142,6 +142,12 @@ class _SignalStack(ctypes.Structure):  # the stack_t of sigaltstack(2)
     _fields_ = [("ss_sp", ctypes.c_void_p), ("ss_flags", ctypes.c_int), ("ss_size", ctypes.c_size_t)]
 
 
+@lru_cache(maxsize=1)
+def _sigaltstack():
+    """libc's sigaltstack (looked up once: it is called around every OpenVINO inference), or None off POSIX."""
+    return getattr(ctypes.CDLL(None), "sigaltstack", None)
+
+
 @contextlib.contextmanager
 def _keeping_signal_stack():
     """Run native code that may replace this thread's alternate signal stack, and put the old one back.
@@ -152,7 +158,7 @@ def _keeping_signal_stack():
     thread (Python's handlers all run on the signal stack: Ctrl-C, torch's DataLoader SIGCHLD)
     kills the process with SIGSEGV, or writes its frame over whatever now lives there (the CI
     crashes of 2026-12-02, docs/limits.md). No handler of OpenVINO's needs that stack."""
-    sigaltstack = getattr(ctypes.CDLL(None), "sigaltstack", None)  # libc; absent off POSIX
+    sigaltstack = _sigaltstack()
     if sigaltstack is None:
         yield
         return
