@@ -191,7 +191,11 @@ class ClusterController:
 
     # -- events ------------------------------------------------------------------------------
     async def events_since(self, seq: int) -> tuple[list[dict], int, int]:
-        """``(events, next_seq, lost)`` of the merged log, as :meth:`CameraCell.events_since`."""
+        """``(events, next_seq, lost)`` of the merged log, as :meth:`CameraCell.events_since`. A ``seq``
+        beyond the log's end is from a reader of this controller before a restart (the log is numbered
+        from 0 again): it reads from the start of the new log."""
+        if seq > self._next_seq:
+            seq = 0
         first = self._log[0][0] if self._log else self._next_seq
         return [r for n, r in self._log if n >= seq], self._next_seq, max(0, first - seq)
 

@@ -13,7 +13,9 @@
 - ``POST /predict`` (a video file as the body) -> ``{"source": ..., "topk": [...]}`` as ``tdn
   predict --json``; uploads are batched across requests by a :class:`ClipScorer` replica.
 
-URLs in every answer are masked (the controller never hands out a URL in clear).
+URLs in every answer are masked (the controller never hands out a URL in clear). While the
+controller is not answering (Ray restarts it when its process dies) requests get 503 with
+``Retry-After``; a following ``/events`` reader waits and goes on with the restarted controller's log.
 (No ``from __future__ import annotations`` here: FastAPI reads the handlers' annotations, and
 ``Request`` given as a string would be taken for a query parameter.)
 """
@@ -26,13 +28,14 @@ from pathlib import Path
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from ray import serve
-from ray.exceptions import RayTaskError
+from ray.exceptions import RayActorError, RayTaskError
 
 from pipelines.cluster.controller import CONTROLLER_NAME
 from pipelines.masking import mask_credentials
 from tdn.config import Config
 
 EVENT_POLL_S = 0.25  # how often a following /events reader asks the controller for new events
+RETRY_AFTER_S = 2  # what a 503 tells a client while the controller is restarting
 LIVE_KINDS = frozenset({"prediction", "label_change", "status", "error"})  # as tdn stream --json; stats on request
 
 api = FastAPI(title="TDN cluster")
@@ -40,6 +43,14 @@ api = FastAPI(title="TDN cluster")
 
 def _error(status: int, message: str) -> JSONResponse:
     return JSONResponse({"error": mask_credentials(message)}, status_code=status)
+
+
+@api.exception_handler(RayActorError)
+async def _controller_unavailable(request: Request, exc: RayActorError) -> JSONResponse:
+    """503 for any request that met the controller dead or restarting, instead of a bare 500."""
+    return JSONResponse({"error": f"the cluster controller is not answering ({type(exc).__name__}): Ray restarts "
+                                  f"it if its process died; try again in {RETRY_AFTER_S} s"},
+                        status_code=503, headers={"Retry-After": str(RETRY_AFTER_S)})
 
 
 def _refusal(exc: RayTaskError) -> str | None:
@@ -105,7 +116,11 @@ class FrontEnd:
         async def lines():
             seq = since
             while True:
-                events, seq, _ = await self.controller.events_since.remote(seq)
+                try:
+                    events, seq, _ = await self.controller.events_since.remote(seq)
+                except RayActorError:  # restarting: wait for it, then read its new log
+                    await asyncio.sleep(RETRY_AFTER_S)
+                    continue
                 for event in events:
                     if event["event"] in kinds:
                         yield json.dumps(event, allow_nan=False) + "\n"

@@ -234,12 +234,31 @@ def test_a_restarted_controller_keeps_its_cameras_and_serves_them_again(cluster)
         except (ray.exceptions.RayError, TimeoutError):  # restarting
             return None
 
+    reader = EventReader(url)  # a client following /events across the restart
+    wait_until("events arriving", reader.snapshot)
+    answers = []  # (status, body) of the front end, asked all through the restart
+
+    def every_camera_predicting_on_a_new_cell():
+        answers.append(http("GET", f"{url}/cameras"))
+        status, state = answers[-1]
+        return status == 200 and all(
+            c["status"] == "live" and c["cell"] not in old_cells and c.get("predictions", 0) > 0
+            for c in state["cameras"])
+
+    seen_before_kill = len(reader.snapshot())
     ray.kill(controller, no_restart=False)
+    wait_until("every camera predicting on a new cell", every_camera_predicting_on_a_new_cell, every_s=0.05)
     after = wait_until("the restarted controller answering", answering)
     assert sorted(after) == sorted(before)  # the same cameras, nothing added or lost
-    wait_until("every camera predicting on a new cell", lambda: all(
-        c["status"] == "live" and c["cell"] not in old_cells and c.get("predictions", 0) > 0
-        for c in http("GET", f"{url}/cameras")[1]["cameras"]))
+    # while the controller was away the front end said so, with when to retry: never a bare 500
+    for status, state in answers:
+        assert status == 200 or (status == 503 and "controller is not answering" in state["error"]), (status, state)
+    # the follower goes on with the new controller's log from its start (it is numbered from 0
+    # again): it sees every camera go live on its new cell
+    wait_until("the follower seeing every camera live again", lambda: {
+        e["stream"] for e in reader.snapshot()[seen_before_kill:]
+        if e["event"] == "status" and e["status"] == "live"} >= set(before), deadline_s=30)
+    reader.close()
     served = cell_cameras(controller)
     assert sorted(sum(served.values(), [])) == sorted(before), served  # none lost, none twice
     assert old_cells.isdisjoint(served)

@@ -72,6 +72,17 @@ def test_a_lost_cells_cameras_are_announced_and_placed_on_the_living_cells():
     assert "s3cret" not in str(run(controller.cameras()))  # URLs are masked in every answer
 
 
+def test_a_reader_of_the_log_before_a_restart_reads_the_new_log_from_its_start():
+    """A restarted controller numbers its log from 0 again: a reader holding a later number (from
+    the controller before) gets the new log from its start, not nothing until the log catches up."""
+    controller = controller_with({"a": 16.0})
+    for i in range(3):
+        controller._emit({"event": "status", "stream": f"c{i}", "status": "live", "detail": ""})
+    events, next_seq, lost = run(controller.events_since(500))
+    assert [e["stream"] for e in events] == ["c0", "c1", "c2"] and next_seq == 3 and lost == 0
+    assert run(controller.events_since(3)) == ([], 3, 0)  # at the end: nothing new, not a restart
+
+
 @pytest.mark.parametrize("url,name,message", [
     ("ftp://cam/x", None, "ftp"),
     ("rtsp://127.0.0.1:8554/x", "bad name!", "camera name 'bad name!' must be"),
