@@ -91,14 +91,14 @@ def truncation_warning(decoded: int, declared: int) -> str | None:
 
 
 # -- prediction ------------------------------------------------------------------------------
-def _clip_views(engine, path: Path, num_frames: int, frame_size: tuple[int, int], clips: int,
+def _clip_views(engine, path: Path, num_frames: int, info: ClipInfo, clips: int,
                 positions: Sequence[float], frames: dict[int, np.ndarray] | None):
     """Per temporal clip, its views as float32 ``(crops, T, L, 3, S, S)``; DALI decodes itself
     when ``frames`` is None. One clip at a time bounds memory (10x3 at 224 px would be 0.7 GB)."""
     t = engine.num_segments
-    for indices in temporal_clip_indices(num_frames, t, clips):
+    for indices in temporal_clip_indices(num_frames, t, clips, fps=info.fps, step_s=engine.model.meta.segment_step_s):
         if frames is None:
-            decoded = engine.preprocessor.decode_segments(str(path), indices, frame_size, positions)
+            decoded = engine.preprocessor.decode_segments(str(path), indices, info.size, positions)
             yield decoded.unflatten(1, (t, SEGMENT_LENGTH))  # (crops, T*L, 3, S, S) -> (crops, T, L, 3, S, S)
         else:
             segments = [[frames[i] for i in indices[s * SEGMENT_LENGTH:(s + 1) * SEGMENT_LENGTH]] for s in range(t)]
@@ -131,7 +131,7 @@ def _decode_views(engine, path: Path, views: str, *, per_window: bool, window_se
     if sink is not None and not per_window:
         raise ValueError("a frame sink needs per_window=True (it is fed by the sliding-window pass)")
     clips, positions = parse_views(views)
-    t = engine.num_segments
+    t, step = engine.num_segments, engine.model.meta.segment_step_s
     spec = engine.preprocessor.spec
     if progress is not None:
         progress(0.0, f"opening {path.name}")
@@ -145,23 +145,24 @@ def _decode_views(engine, path: Path, views: str, *, per_window: bool, window_se
     backend_decodes = engine.preprocessor.can_decode(str(path)) and fits
     num_frames, frames, windows = info.declared, None, None
     if per_window:
-        wanted = set() if backend_decodes else clip_frame_indices(info.declared, t, clips)
+        wanted = set() if backend_decodes else clip_frame_indices(info.declared, t, clips, info.fps, step)
         windows, frames, num_frames = sliding_windows(engine, path, window_seconds=window_seconds, max_gap_s=max_gap_s,
                                                       progress=progress, total=info.declared, keep=wanted, sink=sink)
         if num_frames == 0:
             raise ClipError(f"{path} has no decodable video frames")
         if not backend_decodes and num_frames != info.declared:  # the container's count was wrong: select again
-            frames = read_frames(path, clip_frame_indices(num_frames, t, clips), resize_short=spec.resize_short)[0]
+            frames = read_frames(path, clip_frame_indices(num_frames, t, clips, info.fps, step),
+                                 resize_short=spec.resize_short)[0]
     elif backend_decodes:
         if num_frames == 0 or fourcc(path) in ESTIMATED_COUNT_CODECS:  # DALI needs the exact count
             num_frames = read_frames(path, set(), progress=progress, expected=num_frames)[1]
         if num_frames == 0:
             raise ClipError(f"{path} has no decodable video frames")
     else:
-        frames, num_frames = read_clip_frames(path, info, t, clips, spec.resize_short, progress=progress)
+        frames, num_frames = read_clip_frames(path, info, t, clips, spec.resize_short, step_s=step, progress=progress)
     if backend_decodes:
         frames = None  # DALI reads the views' frames itself
-    return info, num_frames, windows, _clip_views(engine, path, num_frames, info.size, clips, positions, frames)
+    return info, num_frames, windows, _clip_views(engine, path, num_frames, info, clips, positions, frames)
 
 
 @torch.inference_mode()
@@ -234,7 +235,8 @@ def sliding_windows(engine, path: str | Path, *, window_seconds: float = 2.0, ma
     path = Path(path)
     capture = open_video(path)
     fps = frame_rate(capture)
-    scheduler = WindowScheduler(num_segments=engine.num_segments, window_seconds=window_seconds, max_gap_s=max_gap_s)
+    scheduler = WindowScheduler(num_segments=engine.num_segments, window_seconds=window_seconds, max_gap_s=max_gap_s,
+                                segment_step_s=engine.model.meta.segment_step_s)
     stream = f"clip {id(scheduler)} {path}"  # a private cache namespace, dropped at the end
     recent: deque[Frame] = deque(maxlen=rolling_frames(fps, window_seconds))
     resize_short = engine.preprocessor.spec.resize_short

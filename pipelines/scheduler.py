@@ -1,22 +1,24 @@
 """Window scheduler: TDN-shaped sliding windows on a fixed grid of segment centres in *time*.
 
 Segment centres sit on a grid ``anchor + k * spacing`` (``spacing = window_seconds / T``).
-Centre ``k`` is *complete* once a frame at or after it has been captured and the frame nearest
-to it has ``neighbours`` (2) captured frames after it. When a new centre completes, the
+Centre ``k`` is *complete* once a frame at or after it has been captured and the right
+neighbours of the frame nearest to it can no longer change. When a new centre completes, the
 scheduler emits the window of the latest T complete centres; each segment is the captured
-frame nearest to its centre (the earlier one on a tie) with its ``neighbours`` adjacent
-captured frames on each side, so L = 5 frames. Consecutive windows share T-1 centres (the same
+frame nearest to its centre (the earlier one on a tie) with ``neighbours`` (2) captured frames on
+each side, chosen by the model's segment step (``segment_step_s``, :func:`tdn.sampling.neighbour_indices`:
+the frames nearest to ``+- k * step``, never a duplicate; step 0: the adjacent captured frames),
+so L = 5 frames. Consecutive windows share T-1 centres (the same
 float times), which makes ``(stream, centre)`` a key for per-segment feature caches.
 
-The grid is anchored at the third frame (``neighbours`` frames after the first) so every
-segment has real left neighbours, and restarts the same way after a pause longer than
+The grid is anchored at the third frame (``neighbours`` frames after the first; later when the
+segment step reaches further back) so every segment has real left neighbours, and restarts the same way after a pause longer than
 ``max_gap_s`` between two captured frames (a stall or a reconnect): windows never mix frames
 from both sides of a gap, and the first window after it waits for T fresh centres. A gap counts
 even when the frames before it have already left the buffer (an outage longer than the buffer
 holds): the newest time of the previous call stands in for them. Windows whose centres fell in
 a gap never existed, so they are not counted as skipped.
 
-Worked example: T = 4, ``window_seconds = 1.2`` (spacing 0.3 s), frames every 0.1 s from t = 0::
+Worked example: T = 4, ``window_seconds = 1.2`` (spacing 0.3 s), step 0, frames every 0.1 s from t = 0::
 
     anchor = 0.2 (the third frame); centres 0.2, 0.5, 0.8, 1.1, 1.4, ...
     frame 1.3 arrives -> centre 1.1 is complete (1.2 and 1.3 follow it): first window
@@ -24,13 +26,14 @@ Worked example: T = 4, ``window_seconds = 1.2`` (spacing 0.3 s), frames every 0.
         segments [0.0 0.1 0.2 0.3 0.4] [0.3 .. 0.7] [0.6 .. 1.0] [0.9 .. 1.3]
     frame 1.6 arrives -> second window, centres (0.5, 0.8, 1.1, 1.4): three segments shared
 
-When the frame rate is far from the ~25-30 fps TDN was trained at (see ``docs/pipeline.md``):
-at 5 fps the L frames of a segment span 0.8 s instead of 0.16 s, so the short-term motion the
-model sees is 5x coarser; below 1 / spacing fps neighbouring centres pick the same nearest
-frame, so segments repeat (duplicated frames); at 60 fps a segment spans only 67 ms. Nothing is
-resampled: the model sees the frames that were captured. The segment rule lives in
-:mod:`tdn.sampling`, which training uses too (``train.time_grid``): the bundled demo model is
-trained on these windows at 8-30 fps.
+With step 0 (TDN's rule), when the frame rate is far from the ~25-30 fps TDN was trained at
+(see ``docs/pipeline.md``): at 5 fps the L frames of a segment span 0.8 s instead of 0.16 s, so
+the short-term motion the model sees is 5x coarser; at 60 fps a segment spans only 67 ms. A
+model trained with a step (the demo model: 0.1 s) sees the same span at every rate above
+1 / step. Below 1 / spacing fps neighbouring centres pick the same nearest frame, so segments
+repeat (duplicated frames). Nothing is resampled: the model sees the frames that were captured.
+The segment rule lives in :mod:`tdn.sampling`, which training uses too (``train.time_grid``):
+the bundled demo model is trained on these windows at 8-30 fps.
 """
 from __future__ import annotations
 
@@ -40,7 +43,7 @@ from dataclasses import dataclass
 from typing import Sequence
 
 from pipelines.types import Frame, Window
-from tdn.sampling import NEIGHBOURS, nearest_index, segment_indices
+from tdn.sampling import NEIGHBOURS, first_centre, nearest_index, reaches_back, segment_indices
 
 log = logging.getLogger(__name__)
 
@@ -69,16 +72,19 @@ class WindowScheduler:
     """
 
     def __init__(self, *, num_segments: int, window_seconds: float, max_gap_s: float = 1.0,
-                 neighbours: int = NEIGHBOURS):
+                 neighbours: int = NEIGHBOURS, segment_step_s: float = 0.0):
         if num_segments < 1:
             raise ValueError(f"num_segments must be >= 1, got {num_segments}")
         if window_seconds <= 0 or max_gap_s <= 0:
             raise ValueError(f"window_seconds and max_gap_s must be > 0, got {window_seconds} and {max_gap_s}")
+        if not 0 <= segment_step_s < 1:
+            raise ValueError(f"segment_step_s must be in [0, 1) s, got {segment_step_s}")
         self.num_segments = num_segments
         self.window_seconds = window_seconds
         self.spacing = window_seconds / num_segments
         self.max_gap_s = max_gap_s
         self.neighbours = neighbours
+        self.segment_step_s = segment_step_s
         self.anchor: float | None = None  # grid time of centre 0
         self.last_k: int | None = None  # grid number of the newest centre of the last window
         self.skipped = 0  # windows passed over in total (latest wins)
@@ -102,20 +108,23 @@ class WindowScheduler:
         if not self._anchor_grid(times, previous):
             return None
         k = math.floor((times[-1] - self.anchor) / self.spacing)
-        while k >= 0 and segment_indices(times, self.centre(k), self.neighbours) is None:
+        while k >= 0 and self._segment(times, self.centre(k)) is None:
             k -= 1
         first_new = self.num_segments - 1 if self.last_k is None else max(self.last_k + 1, self.num_segments - 1)
         if k < first_new:
             return None
         centres = tuple(self.centre(j) for j in range(k - self.num_segments + 1, k + 1))
-        if nearest_index(times, centres[0]) < self.neighbours:  # the buffer no longer reaches back that far
-            self._warn_short_buffer(times)
+        if not reaches_back(times, nearest_index(times, centres[0]), self.neighbours, self.segment_step_s):
+            self._warn_short_buffer(times)  # the buffer no longer reaches back that far
             return None
-        indices = tuple(segment_indices(times, c, self.neighbours) for c in centres)
+        indices = tuple(self._segment(times, c) for c in centres)
         skipped = k - first_new
         self.skipped += skipped
         self.last_k = k
         return WindowPlan(centres=centres, indices=indices, skipped=skipped)
+
+    def _segment(self, times: Sequence[float], centre: float) -> tuple[int, ...] | None:
+        return segment_indices(times, centre, self.neighbours, self.segment_step_s)
 
     def next_window(self, stream: str, frames: Sequence[Frame]) -> Window | None:
         """:meth:`plan` over ``frames`` (ascending ``t``), as a :class:`Window` of those frames."""
@@ -136,10 +145,10 @@ class WindowScheduler:
             self.reset()
             self.restarts += 1
         if self.anchor is None:
-            start = gap_ends[-1] if gap_ends else 0
-            if start + self.neighbours >= len(times):
+            first = first_centre(times, gap_ends[-1] if gap_ends else 0, self.neighbours, self.segment_step_s)
+            if first is None:
                 return False
-            self.anchor = times[start + self.neighbours]
+            self.anchor = times[first]
         return True
 
     def _warn_short_buffer(self, times: Sequence[float]) -> None:

@@ -266,7 +266,7 @@ class RecognitionService:
     def _start_stream(self, source: Source) -> str:
         p = self.config.pipeline
         scheduler = WindowScheduler(num_segments=self.model.cfg.num_segments, window_seconds=p.window_seconds,
-                                    max_gap_s=p.max_frame_gap_s)
+                                    max_gap_s=p.max_frame_gap_s, segment_step_s=self.model.meta.segment_step_s)
         state = _Stream(source, scheduler, PostProcessor(self.labels, smoothing=p.smoothing, threshold=p.threshold,
                                                          topk=p.topk))
         with self._lock:

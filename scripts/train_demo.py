@@ -56,6 +56,7 @@ DEMO_SETTINGS = {
     "train.output": str(RUN), "train.epochs": 12, "train.batch_size": 8, "train.lr": 0.01,
     "train.warmup_epochs": 1, "train.dropout": 0.2, "train.workers": 1, "train.seed": SEED,
     "train.flip_swap": synth.FLIP_SWAP, "train.time_grid": True, "train.clip_seconds": 2.0,
+    "train.segment_step_s": 0.1,
     "train.init": str(INIT),
 }
 

@@ -22,7 +22,7 @@ from typing import Any, Mapping
 
 import torch
 
-from tdn.config import ModelConfig, Range
+from tdn.config import ModelConfig, Range, TrainConfig
 from tdn.meta import ModelMeta
 from tdn.model import ARCHS, TDN, TDNConfig
 
@@ -95,7 +95,7 @@ def _check_number(path: Path, name: str, value: Any, allowed: Range, *, integer:
 
 
 def _setting_range(name: str) -> Range:
-    return next(f.metadata["range"] for f in fields(ModelConfig) if f.name == name)
+    return next(f.metadata["range"] for f in fields(ModelConfig) + fields(TrainConfig) if f.name == name)
 
 
 # -- official TDN ----------------------------------------------------------------------------
@@ -298,6 +298,8 @@ def _meta_from_dict(path: Path, d: object, num_classes: int) -> ModelMeta:
         setattr(meta, name, tuple(_check_number(path, name, v, low, integer=False) for v in value))
     if meta.clip_seconds is not None:
         _check_number(path, "clip_seconds", meta.clip_seconds, Range(0, 3600, lo_open=True), integer=False)
+    meta.segment_step_s = _check_number(path, "segment_step_s", meta.segment_step_s, _setting_range("segment_step_s"),
+                                        integer=False)
     return meta
 
 

@@ -196,6 +196,9 @@ class TrainConfig:
     # sample windows on the live scheduler's time grid (video lists): T centres over clip_seconds (null:
     # pipeline.window_seconds) by frame time, instead of T segments spread over the whole clip
     time_grid: bool = False
+    # time between a segment's neighbouring frames (tdn.sampling), stored with the model and used
+    # wherever it runs; 0: adjacent captured frames, as TDN
+    segment_step_s: float = field(default=0.0, metadata=_range(0, 1))
     init: str | None = None  # this project's model file (same architecture and classes) to start from
 
 

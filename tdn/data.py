@@ -171,7 +171,7 @@ class ClipDataset(torch.utils.data.Dataset):
     ``train=True``: one randomly sampled, augmented view -> ``(T, L, 3, S, S)``.
     ``train=False``: the test views (``"1x1"`` or ``"10x3"``) -> ``(V, T, L, 3, S, S)``.
     ``window_seconds``: sample windows on the live time grid spanning that long (video lists only;
-    None: TSN segments over the whole clip).
+    None: TSN segments over the whole clip), with neighbours ``segment_step_s`` apart (:mod:`tdn.sampling`).
     Items are ``(clip, label)``, or ``(BadClip, label)`` for a clip that cannot be read (batch them
     with :func:`collate_clips`); random draws come from torch's generator, so a seeded DataLoader
     repeats the same augmentations.
@@ -180,7 +180,8 @@ class ClipDataset(torch.utils.data.Dataset):
     def __init__(self, records: Sequence[ClipRecord], *, num_segments: int, spec: PreprocessSpec,
                  train: bool, views: str = "1x1", data_format: str = "video",
                  image_template: str = "img_{:05d}.jpg", flip: bool = True, flip_swap: dict[int, int] | None = None,
-                 limit_mb: float | None = None, window_seconds: float | None = None):
+                 limit_mb: float | None = None, window_seconds: float | None = None,
+                 segment_step_s: float = 0.0):
         if window_seconds is not None and data_format != "video":
             raise ValueError("time-grid sampling (window_seconds) needs video lists: frame folders have no frame times")
         self.records = list(records)
@@ -193,6 +194,7 @@ class ClipDataset(torch.utils.data.Dataset):
         self.flip = flip
         self.flip_swap = dict(flip_swap or {})
         self.window_seconds = window_seconds
+        self.segment_step_s = segment_step_s
         self.limit_mb = limit_mb  # test items needing more (frames and views, pipeline.clip_memory_mb) are refused
         self._test_transform = SegmentTransform(spec)
         self._mean = torch.tensor(spec.mean).view(3, 1, 1)
@@ -229,7 +231,7 @@ class ClipDataset(torch.utils.data.Dataset):
         t, clips = self.num_segments, self.clips
         if self.window_seconds is not None:
             return self._frames(record, lambda n, fps: [i for c in range(clips) for i in grid_window_indices(
-                np.arange(n) / fps, t, self.window_seconds, (c + 0.5) / clips)])
+                np.arange(n) / fps, t, self.window_seconds, (c + 0.5) / clips, self.segment_step_s)])
         if self.data_format == "frames":
             return self._frames(record, lambda n, _: [i for c in range(clips) for i in clip_frame_indices(n, t, clip=c,
                                                                                                        clips=clips)])
@@ -238,8 +240,10 @@ class ClipDataset(torch.utils.data.Dataset):
                            input_views=clips * len(self.positions), num_segments=t)
         check_memory(record.path, need, self.limit_mb, f"{clips * len(self.positions)} views x {t} segments of "
                                                        f"{info.size[1]}x{info.size[0]} frames")
-        frames, count = read_clip_frames(record.path, info, t, clips, self.spec.resize_short)
-        return [frames[i] for c in range(clips) for i in clip_frame_indices(count, t, clip=c, clips=clips)]
+        step = self.segment_step_s
+        frames, count = read_clip_frames(record.path, info, t, clips, self.spec.resize_short, step_s=step)
+        return [frames[i] for c in range(clips)
+                for i in clip_frame_indices(count, t, clip=c, clips=clips, fps=info.fps, step_s=step)]
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor | BadClip, int]:
         record = self.records[index]
@@ -254,8 +258,8 @@ class ClipDataset(torch.utils.data.Dataset):
             rng = np.random.default_rng(int(torch.randint(0, 2**62, ())))
             if self.window_seconds is not None:
                 position = float(rng.random())
-                frames = self._frames(record, lambda n, fps: grid_window_indices(np.arange(n) / fps, t,
-                                                                                 self.window_seconds, position))
+                frames = self._frames(record, lambda n, fps: grid_window_indices(
+                    np.arange(n) / fps, t, self.window_seconds, position, self.segment_step_s))
             else:
                 frames = self._frames(record, lambda n, _: frame_indices(train_segment_starts(n, t, rng), n))
             clip, flipped = self._augment(frames, rng)

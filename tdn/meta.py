@@ -21,6 +21,7 @@ class ModelMeta:
     mean: tuple[float, float, float] = IMAGENET_MEAN
     std: tuple[float, float, float] = IMAGENET_STD
     clip_seconds: float | None = None  # time spanned by a training clip, if known
+    segment_step_s: float = 0.0  # time between a segment's frames it was trained on (0: adjacent frames; tdn.sampling)
     source: str = ""  # the file the weights were loaded from
 
     def to_dict(self) -> dict:

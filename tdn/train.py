@@ -141,10 +141,11 @@ def train(cfg: Config, *, progress: bool = True, stop_after: int | None = None) 
         clip_seconds = t.clip_seconds if t.clip_seconds is not None else (
             clip_seconds_of(records) if t.data_format == "video" else None)
     meta = ModelMeta(labels=labels, input_size=spec.input_size, resize_short=spec.resize_short,
-                     mean=spec.mean, std=spec.std, clip_seconds=clip_seconds)
+                     mean=spec.mean, std=spec.std, clip_seconds=clip_seconds, segment_step_s=t.segment_step_s)
 
     common = dict(num_segments=cfg.model.num_segments, spec=spec, data_format=t.data_format,
-                  image_template=t.image_template, window_seconds=clip_seconds if t.time_grid else None)
+                  image_template=t.image_template, window_seconds=clip_seconds if t.time_grid else None,
+                  segment_step_s=t.segment_step_s)
     train_set = ClipDataset(records, train=True, flip=t.flip, flip_swap=flip_swap, **common)
     val_set = None
     if t.val_list:

@@ -216,22 +216,26 @@ def probe_clip(path: str | Path, resize_short: int) -> ClipInfo:
     return info
 
 
-def clip_frame_indices(num_frames: int, num_segments: int, clips: int) -> set[int]:
+def clip_frame_indices(num_frames: int, num_segments: int, clips: int, fps: float | None = None,
+                       step_s: float = 0.0) -> set[int]:
     """Every frame index that ``clips`` temporal clips of ``num_segments`` segments of a ``num_frames``-frame
     file use (:func:`tdn.sampling.temporal_clip_indices`); none for an unknown (0) count."""
-    return {i for idx in temporal_clip_indices(num_frames, num_segments, clips) for i in idx} if num_frames else set()
+    if not num_frames:
+        return set()
+    return {i for idx in temporal_clip_indices(num_frames, num_segments, clips, fps=fps, step_s=step_s) for i in idx}
 
 
 def read_clip_frames(path: str | Path, info: ClipInfo, num_segments: int, clips: int, resize_short: int, *,
-                     progress: ProgressCallback | None = None) -> tuple[dict[int, np.ndarray], int]:
+                     step_s: float = 0.0, progress: ProgressCallback | None = None) -> tuple[dict[int, np.ndarray], int]:
     """The frames (index -> RGB resized to ``resize_short`` as decoded) that ``clips`` temporal clips
     of ``num_segments`` segments need, and the number of frames decoded: at most ``clips * T * L`` frames."""
     path = Path(path)
     declared = info.declared
-    wanted = clip_frame_indices(declared, num_segments, clips)
+    wanted = clip_frame_indices(declared, num_segments, clips, info.fps, step_s)
     frames, count = read_frames(path, wanted, progress=progress, expected=declared, resize_short=resize_short)
     if count != declared and count:  # the container's count was wrong or missing: select again with the true one
-        frames, count = read_frames(path, clip_frame_indices(count, num_segments, clips), progress=progress,
+        frames, count = read_frames(path, clip_frame_indices(count, num_segments, clips, info.fps, step_s),
+                                    progress=progress,
                                     expected=count, resize_short=resize_short)
     if not frames:
         raise ClipError(f"{path} has no decodable video frames")

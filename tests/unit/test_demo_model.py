@@ -25,7 +25,8 @@ def test_demo_model_recognises_generated_clips_at_10_and_25_fps():
         for label in range(len(synth.CLASSES)):
             for n in range(CLIPS_PER_CLASS):
                 clip = synth.render(np.random.default_rng([2026, fps, label, n]), label, fps=fps)
-                indices = grid_window_indices(clip.times, t, model.meta.clip_seconds)
+                indices = grid_window_indices(clip.times, t, model.meta.clip_seconds,
+                                              step_s=model.meta.segment_step_s)
                 frames = [clip.frames[i] for i in indices]
                 segments = [frames[s * SEGMENT_LENGTH:(s + 1) * SEGMENT_LENGTH] for s in range(t)]
                 windows.append(transform.segments(segments, [CENTRE] * t))  # (T, L, 3, S, S)

@@ -8,6 +8,7 @@ import pytest
 
 from pipelines.scheduler import WindowScheduler, nearest_index, segment_indices
 from pipelines.types import Frame
+from tdn.sampling import first_centre, last_centre
 
 
 def every(step: float, start: float, stop: float) -> list[float]:
@@ -179,3 +180,34 @@ def test_rejects_bad_settings():
         WindowScheduler(num_segments=0, window_seconds=2.0)
     with pytest.raises(ValueError, match="window_seconds"):
         WindowScheduler(num_segments=8, window_seconds=0.0)
+
+
+def test_with_a_segment_step_neighbours_are_step_apart_and_final_when_emitted():
+    """Segment step 0.1 s at 30 fps: neighbours 3 frames (0.1 s) apart, a window is emitted once a
+    frame 2 steps past its last centre's frame has arrived, and no later frame would have changed it."""
+    times = every(1 / 30, 0.0, 3.0)
+    scheduler = WindowScheduler(num_segments=4, window_seconds=1.2, segment_step_s=0.1)
+    emitted = []
+    for n in range(1, len(times) + 1):
+        plan = scheduler.plan(times[:n])
+        if plan is not None:
+            emitted.append((n, plan))
+    assert emitted
+    for n, plan in emitted:
+        for centre, segment in zip(plan.centres, plan.indices):
+            assert np.allclose(np.diff([times[i] for i in segment]), 0.1, atol=1e-6), segment
+            assert segment == segment_indices(times, centre, step_s=0.1)  # what all the frames give
+        assert times[n - 1] >= times[plan.indices[-1][2]] + 0.2 - 1e-6  # waited for the last target
+        assert times[n - 2] < times[plan.indices[-1][2]] + 0.2 - 1e-6  # and not a frame longer
+    assert emitted[0][1].indices[0] == (0, 3, 6, 9, 12)  # anchored where the left neighbours exist
+
+
+@pytest.mark.parametrize("times", [every(0.125, 0.0, 1.0), [0.0, 0.05, 0.3, 0.32, 0.6, 0.61, 0.9, 1.0]])
+def test_a_segment_step_longer_than_the_frame_gaps_never_duplicates_a_frame(times):
+    """Below 1 / step fps (8 fps here) or with uneven frames, neighbours are the next captures
+    beyond each other, never the same frame twice."""
+    first, last = first_centre(times, 0, 2, 0.2), last_centre(times, 2, 0.2)
+    assert first is not None and last is not None and first <= last
+    for centre in times[first:last + 1]:
+        segment = segment_indices(times, centre, step_s=0.2)
+        assert segment is not None and np.all(np.diff(segment) >= 1), (centre, segment)

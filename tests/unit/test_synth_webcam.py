@@ -8,7 +8,7 @@ import pytest
 
 from pipelines.scheduler import WindowScheduler
 from tdn import synth
-from tdn.sampling import SEGMENT_LENGTH, grid_window_indices
+from tdn.sampling import SEGMENT_LENGTH, first_centre, grid_window_indices, last_centre
 from tdn.video import read_frames
 
 SPEC = synth.ClipSpec()
@@ -102,12 +102,14 @@ def test_generated_split_is_h264_at_drawn_rates(tmp_path):
     assert len(rates) > 1
 
 
+@pytest.mark.parametrize("step", [0.0, 0.1])
 @pytest.mark.parametrize("fps", [8, 10, 15, 25, 30])
-def test_time_grid_windows_are_the_schedulers_windows(fps):
-    """Every window the live scheduler emits over a clip's frame times is a grid_window_indices window."""
+def test_time_grid_windows_are_the_schedulers_windows(fps, step):
+    """Every window the live scheduler emits over a clip's frame times (irregular, as captured) is a
+    grid_window_indices window: training samples as the scheduler does, with and without a segment step."""
     times = list(synth.capture_times(np.random.default_rng([9, fps]), fps, SPEC))
     t, seconds = 8, 2.0
-    scheduler = WindowScheduler(num_segments=t, window_seconds=seconds)
+    scheduler = WindowScheduler(num_segments=t, window_seconds=seconds, segment_step_s=step)
     windows = []
     for n in range(1, len(times) + 1):
         plan = scheduler.plan(times[:n])
@@ -115,13 +117,28 @@ def test_time_grid_windows_are_the_schedulers_windows(fps):
             windows.append(plan)
     assert windows, "the clip is long enough for at least one live window"
     spacing = seconds / t
-    earliest, latest = times[2], times[-3] - spacing * (t - 1)
+    earliest = times[first_centre(times, 0, 2, step)]
+    latest = times[last_centre(times, 2, step)] - spacing * (t - 1)
     for plan in windows:
         position = (plan.centres[0] - earliest) / (latest - earliest)
-        indices = grid_window_indices(times, t, seconds, position)
+        indices = grid_window_indices(times, t, seconds, position, step)
         assert indices == [i for segment in plan.indices for i in segment]
-    # and each segment is L consecutive, distinct captures: no duplicated frames at any rate
-    indices = grid_window_indices(times, t, seconds, 0.5)
+    # and each segment is L distinct captures in order, no duplicated frames at any rate: adjacent
+    # ones with no step; with a step, each neighbour the capture nearest to its target time
+    # (centre +- k * step), or the next capture beyond the previous neighbour when the rate is
+    # below 1 / step
+    indices = grid_window_indices(times, t, seconds, 0.5, step)
     for s in range(t):
         segment = indices[s * SEGMENT_LENGTH:(s + 1) * SEGMENT_LENGTH]
-        assert np.all(np.diff(segment) == 1)
+        assert np.all(np.diff(segment) >= 1), segment
+        if step == 0:
+            assert np.all(np.diff(segment) == 1), segment
+        centre = times[segment[2]]
+        for k, i in zip((-2, -1, 1, 2), segment[:2] + segment[3:]):
+            target = centre + k * step
+            nearest = min(range(len(times)), key=lambda j: abs(times[j] - target))
+            beyond = segment[2 + k - (1 if k > 0 else -1)] + (1 if k > 0 else -1)
+            assert i == nearest or i == beyond, (k, segment)
+    if step and fps >= 15:  # the segment spans about 4 steps whatever the rate
+        span = times[segment[-1]] - times[segment[0]]
+        assert abs(span - 4 * step) <= 1.5 / fps, span

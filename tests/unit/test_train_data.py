@@ -109,6 +109,21 @@ def test_test_views_sample_the_standard_indices(video_list):
         assert np.abs(got - expected).max() <= 1, (clip, got, expected)
 
 
+def test_a_model_with_a_segment_step_gets_whole_clip_views_with_its_spans(video_list):
+    """The whole-clip protocol with segment step 0.1 s on a 25 fps file: each segment's neighbours are
+    the frames nearest to +-0.1 s and +-0.2 s (about 2 and 5 frames) around its centre, inside the clip,
+    the same rule as the live time grid; the decoded frames are those."""
+    ds = ClipDataset(video_list, num_segments=8, spec=SPEC, train=False, views="1x1", segment_step_s=0.1)
+    views, _ = ds[0]
+    expected = np.array(clip_frame_indices(50, 8, fps=25, step_s=0.1)).reshape(8, 5)
+    assert np.abs(decoded_indices(views[0]) - expected).max() <= 1
+    for segment in expected:
+        offsets = segment - segment[2]
+        assert offsets[0] == -5 and offsets[-1] == 5 and set(offsets[1:4]) <= {-3, -2, 0, 2, 3}, segment
+        assert segment.min() >= 0 and segment.max() <= 49
+    assert clip_frame_indices(50, 8, fps=8, step_s=0.1) == clip_frame_indices(50, 8)  # below 10 fps: adjacent frames
+
+
 def test_train_items_sample_within_shares_and_swap_labels_when_flipped(video_list):
     torch.manual_seed(0)
     ds = ClipDataset(video_list, num_segments=8, spec=SPEC, train=True, flip_swap={0: 1, 1: 0})
