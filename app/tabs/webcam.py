@@ -20,10 +20,11 @@ from app.tabs import VIEW_HEIGHT, PageControls
 from app.webrtc import WebcamPeers, ice_servers
 from tdn.config import Config
 
-# The frame rate the models were trained at: TDN's Kinetics/Something-Something clips and the demo
-# model's synthetic clips are 25 fps (weights/demo/CARD.md); the weights do not record it.
+# The frame rate models without a segment step were trained at (TDN's Kinetics clips are 25 fps);
+# the weights do not record it. A model with a segment step (the demo model) sees the same segment
+# spans at every rate from 1 / step up (tdn.sampling), so that rate is its limit.
 TRAINED_FPS = 25.0
-SLOW_FPS_FRACTION = 0.9  # below this share of TRAINED_FPS the tab says the camera is too slow
+SLOW_FPS_FRACTION = 0.9  # below this share of that rate the tab says the camera is too slow
 FPS_SETTLE_S = 3.0  # the frame rate is judged once the stream has run this long
 STOPPED = f"{views.status_chip('stopped')} webcam off"
 
@@ -78,13 +79,17 @@ _STOP_JS = """
 """
 
 
-def frame_rate_note(fps: float, trained_fps: float = TRAINED_FPS) -> str:
-    """A warning when the camera's frames arrive slower than the model was trained on, else ""."""
-    if fps >= SLOW_FPS_FRACTION * trained_fps:
+def frame_rate_note(fps: float, segment_step_s: float = 0.0) -> str:
+    """A warning when the camera's frames arrive too slowly for the segments the model was trained
+    on (``segment_step_s``: the model's, see :mod:`tdn.sampling`), else ""."""
+    slowest = 1 / segment_step_s if segment_step_s else TRAINED_FPS
+    if fps >= SLOW_FPS_FRACTION * slowest:
         return ""
-    return (f"⚠️ The camera delivers {fps:.1f} fps; the model was trained on {trained_fps:g} fps video, so each "
-            f"segment's frames span {trained_fps / max(fps, 1e-3):.1f}x more time and predictions are less "
-            "reliable. Dim light slows many cameras; a busy browser or server drops frames too.")
+    trained = (f"the model sees the same segments at every rate from {slowest:g} fps up" if segment_step_s
+               else f"the model was trained on {slowest:g} fps video")
+    return (f"⚠️ The camera delivers {fps:.1f} fps; {trained}, so each segment's frames span "
+            f"{slowest / max(fps, 1e-3):.1f}x more time and predictions are less reliable. Dim light slows many "
+            "cameras; a busy browser or server drops frames too.")
 
 
 @dataclasses.dataclass
@@ -188,7 +193,7 @@ def build(host: ModelHost, config: Config, page: PageControls) -> None:
             labels = gr.update(value=views.label_scores(latest), label=views.label_title(latest, threshold))
         summary = views.stream_summary(stats, latest, threshold)
         if tab.started is not None and time.monotonic() - tab.started >= FPS_SETTLE_S:
-            note = frame_rate_note(stats.fps)
+            note = frame_rate_note(stats.fps, service.model.meta.segment_step_s)
             summary += f"\n\n{note}" if note else ""
         return shown, labels, summary
 

@@ -66,3 +66,7 @@ def test_a_camera_slower_than_training_gets_a_note_and_one_at_speed_none():
     note = frame_rate_note(10.0)
     assert "10.0 fps" in note and f"trained on {TRAINED_FPS:g} fps" in note and "2.5x" in note
     assert "0.0 fps" in frame_rate_note(0.0)
+    # a model with a 0.1 s segment step sees the same segments from 10 fps up: no note at 10-30 fps
+    assert frame_rate_note(10.0, 0.1) == "" and frame_rate_note(30.0, 0.1) == ""
+    note = frame_rate_note(5.0, 0.1)
+    assert "5.0 fps" in note and "from 10 fps up" in note and "2.0x" in note
