@@ -45,7 +45,8 @@ def main(args: argparse.Namespace) -> int:
     dataset = ClipDataset(records, num_segments=model.cfg.num_segments, spec=PreprocessSpec.from_meta(model.meta),
                           train=False, views=args.views, data_format=cfg.train.data_format,
                           image_template=cfg.train.image_template, limit_mb=cfg.pipeline.clip_memory_mb,
-                          window_seconds=cfg.pipeline.window_seconds if cfg.train.time_grid else None)
+                          window_seconds=cfg.pipeline.window_seconds if cfg.train.time_grid else None,
+                          segment_step_s=model.meta.segment_step_s)
     loader = torch.utils.data.DataLoader(dataset, batch_size=args.batch_size, num_workers=cfg.train.workers,
                                          collate_fn=collate_clips)
     metrics = evaluate(model, loader, num_classes, labels=model.meta.labels, progress=not args.json,

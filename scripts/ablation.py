@@ -57,7 +57,8 @@ def run_variant(variant: str) -> dict:
     model = load_model(OUT / variant / "best.pt", precision="bf16")
     records = read_list(test_dir(ABLATION_RATE) / "test.txt")
     dataset = ClipDataset(records, num_segments=model.cfg.num_segments, spec=PreprocessSpec.from_meta(model.meta),
-                          train=False, window_seconds=DEMO_SETTINGS["train.clip_seconds"])
+                          train=False, window_seconds=DEMO_SETTINGS["train.clip_seconds"],
+                          segment_step_s=model.meta.segment_step_s)
     loader = torch.utils.data.DataLoader(dataset, batch_size=8, num_workers=1, collate_fn=collate_clips)
     metrics = evaluate(model, loader, model.cfg.num_classes, labels=model.meta.labels)
     return {"variant": variant, "train_seconds": seconds, **metrics.to_dict()}
@@ -113,7 +114,8 @@ def write_doc(results: list[dict]) -> None:
             f"({platform.machine()}, 2 cores): ResNet18, T = {budget['model.num_segments']}, "
             f"{budget['model.input_size']} px, {budget['train.epochs']} epochs of the "
             f"{len(read_list(DATA / 'train.txt'))}-clip training split each, seed {budget['train.seed']}; "
-            f"held-out split at {ABLATION_RATE} fps, {results[0]['count']} clips, 1 view, time-grid windows. "
+            f"held-out split at {ABLATION_RATE} fps, {results[0]['count']} clips, 1 view, time-grid windows "
+            f"with the demo's segment step ({budget['train.segment_step_s']:g} s). "
             "From scratch (no starting model). Pair columns: two-way accuracy within a "
             "mirror/reverse pair - of the test clips of either class, the fraction that score their own "
             "class above the other one (50% = cannot tell them apart).\n\n"

@@ -53,7 +53,7 @@ DEMO_SETTINGS = {
     "model.arch": "resnet18", "model.variant": "tdn", "model.num_segments": 8,
     "model.input_size": 96, "model.resize_short": 112,
     "train.train_list": str(DATA / "train.txt"), "train.val_list": str(DATA / "val.txt"),
-    "train.output": str(RUN), "train.epochs": 12, "train.batch_size": 8, "train.lr": 0.01,
+    "train.output": str(RUN), "train.epochs": 16, "train.batch_size": 8, "train.lr": 0.01,
     "train.warmup_epochs": 1, "train.dropout": 0.2, "train.workers": 1, "train.seed": SEED,
     "train.flip_swap": synth.FLIP_SWAP, "train.time_grid": True, "train.clip_seconds": 2.0,
     "train.segment_step_s": 0.1,
@@ -162,6 +162,7 @@ def write_card(results: dict[int, dict], previous: dict[int, dict], latency_ms: 
     log = (RUN / "log.csv").read_text().strip()
     train_minutes = sum(float(line.rsplit(",", 1)[1]) for line in log.splitlines()[1:]) / 60
     size = DEMO_SETTINGS["model.input_size"]
+    step = DEMO_SETTINGS["train.segment_step_s"]
     period_ms = 1000 * DEMO_SETTINGS["train.clip_seconds"] / DEMO_SETTINGS["model.num_segments"]
     settings = "\n".join(f"    --set {k}={os.path.relpath(v, REPO) if k == 'train.init' else v}"
                          for k, v in DEMO_SETTINGS.items() if not k.endswith(("_list", ".output")))
@@ -195,8 +196,12 @@ One command, seeded: `.venv/bin/python scripts/train_demo.py` (runs `tdn synth`,
 {settings}
 ```
 Windows are sampled as the live scheduler samples them (`train.time_grid`): 8 centres 0.25 s
-apart by frame time, each segment the captured frame nearest to its centre and its 2 captured
-neighbours on each side, at a random place in the clip (the middle one for validation and test).
+apart by frame time, each segment the captured frame nearest to its centre and 2 neighbours on
+each side, the captures nearest to {step:g} s and {2 * step:g} s before and after it
+(`train.segment_step_s`, stored with the model; each at least one capture beyond the previous, so
+adjacent frames below {1 / step:g} fps): a segment spans about {4 * step:g} s at every rate from
+{1 / step:g} fps up. The window is at a random place in the clip (the middle one for validation
+and test).
 Fine-tuned from the first demo model (`{os.path.relpath(INIT, REPO)}`: trained 43 min from scratch on
 25 fps clips, sampled as TSN); SGD momentum 0.9, weight decay 5e-4, 1 warm-up epoch then cosine,
 bf16 autocast on the CPU, horizontal flips that swap left/right and clockwise/counterclockwise
@@ -210,7 +215,7 @@ Per-epoch log (`runs/demo/log.csv`):
 
 ## Held-out accuracy (the shipped file, {count} clips per rate, 1 view, bf16, time-grid windows)
 Recall per class at each capture rate; the window is what the live scheduler hands the model
-(2 s, T = 8, nearest frames by time) from the middle of each clip. The first demo model's top-1
+(2 s, T = 8, nearest frames by time, the model's segment step) from the middle of each clip. The first demo model's top-1
 is on the same clips and windows.
 
 {rate_table(results, previous)}
