@@ -152,10 +152,12 @@ def test_stop_clears_the_view_and_frees_the_slot_and_a_closed_tab_frees_it_too(c
 
 
 def test_a_camera_slower_than_training_is_called_slow(playwright, app_server, tmp_path):
+    """The demo model (0.1 s segment step) sees the same segments from 10 fps up: a 5 fps camera is
+    called slow, naming that rate."""
     url, host = app_server
-    with chromium(playwright, moving_left_y4m(tmp_path / "left10.y4m", 10)) as browser, open_page(browser, url) as page:
+    with chromium(playwright, moving_left_y4m(tmp_path / "left5.y4m", 5)) as browser, open_page(browser, url) as page:
         start(page)
-        page.locator("#webcam-info").get_by_text("the model was trained on 25 fps").wait_for(timeout=90_000)
+        page.locator("#webcam-info").get_by_text("at every rate from 10 fps up").wait_for(timeout=90_000)
         screenshot(page, "app_webcam_slow_camera.png")
         fps = float(FPS_PATTERN.search(page.locator("#webcam-info").inner_text()).group(1))
-        assert fps < 15, fps
+        assert fps < 8, fps
