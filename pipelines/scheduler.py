@@ -77,8 +77,8 @@ class WindowScheduler:
             raise ValueError(f"num_segments must be >= 1, got {num_segments}")
         if window_seconds <= 0 or max_gap_s <= 0:
             raise ValueError(f"window_seconds and max_gap_s must be > 0, got {window_seconds} and {max_gap_s}")
-        if not 0 <= segment_step_s < 1:
-            raise ValueError(f"segment_step_s must be in [0, 1) s, got {segment_step_s}")
+        if not 0 <= segment_step_s <= 1:  # as train.segment_step_s and the model file allow
+            raise ValueError(f"segment_step_s must be in [0, 1] s, got {segment_step_s}")
         self.num_segments = num_segments
         self.window_seconds = window_seconds
         self.spacing = window_seconds / num_segments

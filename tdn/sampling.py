@@ -129,27 +129,25 @@ def segment_complete(times: Sequence[float], i: int, neighbours: int = NEIGHBOUR
     return i + neighbours < len(times) and times[-1] >= times[i] + neighbours * step_s - TIME_TOLERANCE_S
 
 
-def reaches_back(times: Sequence[float], i: int, neighbours: int = NEIGHBOURS, step_s: float = 0.0) -> bool:
-    """True when ``times`` holds real left neighbours for frame ``i`` (none repeated or missing)."""
-    return i >= neighbours and times[i] - neighbours * step_s >= times[0] - TIME_TOLERANCE_S
+def reaches_back(times: Sequence[float], i: int, neighbours: int = NEIGHBOURS, step_s: float = 0.0,
+                 start: int = 0) -> bool:
+    """True when ``times`` from ``times[start]`` on holds real left neighbours for frame ``i`` (none
+    repeated or missing)."""
+    return i - start >= neighbours and times[i] - neighbours * step_s >= times[start] - TIME_TOLERANCE_S
 
 
 def first_centre(times: Sequence[float], start: int = 0, neighbours: int = NEIGHBOURS,
                  step_s: float = 0.0) -> int | None:
     """The first frame from ``times[start]`` on whose left neighbours are all captured at or after
     ``times[start]`` (:func:`reaches_back`); None if there is none yet."""
-    for i in range(start + neighbours, len(times)):
-        if times[i] - neighbours * step_s >= times[start] - TIME_TOLERANCE_S:
-            return i
-    return None
+    return next((i for i in range(start + neighbours, len(times))
+                 if reaches_back(times, i, neighbours, step_s, start)), None)
 
 
 def last_centre(times: Sequence[float], neighbours: int = NEIGHBOURS, step_s: float = 0.0) -> int | None:
     """The last frame of ``times`` whose segment is complete (:func:`segment_complete`); None if none."""
-    for i in range(len(times) - 1 - neighbours, -1, -1):
-        if times[i] + neighbours * step_s <= times[-1] + TIME_TOLERANCE_S:
-            return i
-    return None
+    return next((i for i in range(len(times) - 1 - neighbours, -1, -1)
+                 if segment_complete(times, i, neighbours, step_s)), None)
 
 
 def segment_indices(times: Sequence[float], centre: float, neighbours: int = NEIGHBOURS,
