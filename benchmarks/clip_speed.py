@@ -7,7 +7,8 @@ process, alternating so a shared machine slows all alike (medians over ``--runs`
 
 - ``decode``: one pass of OpenCV decoding over the file (the floor of any clip job);
 - ``verdict``: :func:`pipelines.clip.predict_clip` with ``per_window=True`` (no video);
-- ``verdict_and_video``: the same with :class:`app.clip_video.AnnotatedClipVideo` as the sink, as the app runs it;
+- ``verdict_and_video``: the same with :class:`app.clip_video.AnnotatedClipVideo` as the sink, then the
+  segments and the timeline: the clip tab's job, as the app runs it (less Gradio's own work);
 - ``encode_vp8_opencv`` / ``encode_h264_ffmpeg``: the display-size frames (480x360) encoded by the old
   writer (OpenCV's VP8 WebM) and the new one, frames already in memory.
 
@@ -29,6 +30,8 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from app.clip_video import AnnotatedClipVideo  # noqa: E402
+from app.timeline import timeline_svg  # noqa: E402
+from app.views import window_probabilities  # noqa: E402
 from pipelines.segments import clip_segments, headline  # noqa: E402
 from pipelines.service import RecognitionService  # noqa: E402
 from tdn.bench import emit_record, machine, utc_now  # noqa: E402
@@ -118,11 +121,15 @@ def main(argv: list[str] | None = None) -> int:
             results.append(result)
             clip_segments(result, service.labels, window_seconds=p.window_seconds, threshold=0.5, smoothing=p.smoothing)
 
-        def with_video():
+        def with_video():  # what the clip tab does (app/tabs/clip.py), less Gradio
             video = AnnotatedClipVideo(work / "annotated.mp4", 25.0, service.labels, threshold=0.5,
                                        heatmap="none", k=p.topk, spec=service.spec)
-            service.predict_clip(clip, per_window=True, sink=video)
+            result = service.predict_clip(clip, per_window=True, sink=video)
             video.close()
+            segments = clip_segments(result, service.labels, window_seconds=p.window_seconds, threshold=0.5,
+                                     smoothing=p.smoothing)
+            middles = [w.time - p.window_seconds / 2 for w in result.windows]
+            timeline_svg(segments, middles, window_probabilities(result), service.labels, result.frames / result.fps)
 
         for _ in range(args.runs):  # the first run includes warming up
             times["decode"].append(timed(lambda: decode_only(clip)))

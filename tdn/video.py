@@ -14,9 +14,11 @@ from __future__ import annotations
 
 import math
 import os
+import queue
 import shutil
 import stat
 import subprocess
+import threading
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable
@@ -254,9 +256,13 @@ def open_writer(path: str | Path, codec: str, fps: float, size: tuple[int, int])
 
 class BrowserVideoWriter:
     """H.264 MP4 (yuv420p, ``faststart``) that every browser plays, encoded by the system ``ffmpeg``
-    with x264's ``ultrafast`` preset in a child process (so encoding runs beside the caller);
-    ``write`` takes uint8 RGB frames of ``size`` ``(width, height)``. OpenCV's own VP8 encoder took
-    most of the time of a clip job on 2 cores (BENCHMARKS.md)."""
+    with x264's ``ultrafast`` preset in a child process; ``write`` takes uint8 RGB frames of ``size``
+    ``(width, height)``. A thread converts them to YUV 4:2:0 and feeds the encoder from a queue of at
+    most ``QUEUE_FRAMES`` frames, so the caller goes on (scoring the next windows) while ffmpeg
+    encodes instead of waiting on the pipe (a blocked pipe took 40 % of a clip job on 2 cores;
+    OpenCV's own VP8 encoder took far more: BENCHMARKS.md)."""
+
+    QUEUE_FRAMES = 32  # 16 MB at 480x360
 
     def __init__(self, path: str | Path, fps: float, size: tuple[int, int]):
         ffmpeg = shutil.which("ffmpeg")
@@ -267,22 +273,42 @@ class BrowserVideoWriter:
             raise ValueError(f"H.264 in yuv420p needs an even width and height, got {width}x{height}")
         self.path, self.size = Path(path), (width, height)
         self._process = subprocess.Popen(
-            [ffmpeg, "-loglevel", "error", "-y", "-f", "rawvideo", "-pix_fmt", "rgb24", "-s", f"{width}x{height}",
+            [ffmpeg, "-loglevel", "error", "-y", "-f", "rawvideo", "-pix_fmt", "yuv420p", "-s", f"{width}x{height}",
              "-r", f"{fps:.6g}", "-i", "-", "-c:v", "libx264", "-preset", "ultrafast", "-tune", "zerolatency",
-             "-pix_fmt", "yuv420p", "-movflags", "+faststart", "-f", "mp4", str(self.path)],
+             "-movflags", "+faststart", "-f", "mp4", str(self.path)],
             stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        self._queue: queue.Queue[np.ndarray | None] = queue.Queue(maxsize=self.QUEUE_FRAMES)
+        self._pipe_closed = threading.Event()  # ffmpeg stopped reading (it failed, or was killed)
+        self._feeder = threading.Thread(target=self._feed, name=f"encode {self.path.name}", daemon=True)
+        self._feeder.start()
+
+    def _feed(self) -> None:
+        while (rgb := self._queue.get()) is not None:
+            if self._pipe_closed.is_set():
+                continue  # drain, so that a writer blocked on a full queue is let go
+            try:
+                # BT.601 limited range, as ffmpeg's own rgb24 -> yuv420p, at a tenth of its cost
+                self._process.stdin.write(cv2.cvtColor(rgb, cv2.COLOR_RGB2YUV_I420).data)
+            except (BrokenPipeError, ValueError):  # ffmpeg exited, or discard() closed the pipe
+                self._pipe_closed.set()
 
     def write(self, rgb: np.ndarray) -> None:
         if rgb.shape != (self.size[1], self.size[0], 3) or rgb.dtype != np.uint8:
             raise ValueError(f"expected uint8 {self.size[0]}x{self.size[1]} RGB frames, got {rgb.dtype} {rgb.shape}")
-        try:
-            self._process.stdin.write(np.ascontiguousarray(rgb).data)
-        except BrokenPipeError:
+        if self._pipe_closed.is_set():
             self.release()  # raises with ffmpeg's reason
+        self._queue.put(np.ascontiguousarray(rgb))
+
+    def _stop_feeding(self) -> None:
+        if self._feeder.is_alive():
+            self._queue.put(None)
+            self._feeder.join()
 
     def discard(self) -> None:
         """Stop encoding and remove the partial file (the job failed)."""
         self._process.kill()
+        self._pipe_closed.set()
+        self._stop_feeding()
         self._process.wait()
         for pipe in (self._process.stdin, self._process.stderr):
             if pipe is not None:
@@ -294,6 +320,7 @@ class BrowserVideoWriter:
 
     def release(self) -> None:
         """Finish the file; ValueError with ffmpeg's message if encoding failed."""
+        self._stop_feeding()
         if self._process.stdin and not self._process.stdin.closed:
             try:
                 self._process.stdin.close()
@@ -303,6 +330,8 @@ class BrowserVideoWriter:
         if self._process.wait() != 0:
             reason = error or f"exit code {self._process.returncode}"
             raise ValueError(f"ffmpeg could not write {self.path.name}: {reason}")
+        if self._pipe_closed.is_set():
+            raise ValueError(f"ffmpeg stopped reading frames for {self.path.name} before the end")
 
 
 def write_video(path: str | Path, frames: np.ndarray, fps: float) -> None:

@@ -16,6 +16,7 @@ from pipelines.overlay import crop_box
 from pipelines.preprocess import CpuPreprocessor
 from tdn.api import load_model
 from tdn.transforms import PreprocessSpec
+from tdn.video import BrowserVideoWriter
 
 SPEC = PreprocessSpec(resize_short=72, input_size=64, mean=(0.5, 0.5, 0.5), std=(0.25, 0.25, 0.25))
 LABELS = ["moving left", "moving right", "still"]
@@ -113,3 +114,23 @@ def test_a_failed_job_leaves_no_file_and_an_empty_one_says_so(tmp_path):
     assert not (tmp_path / "gone.mp4").exists()
     with pytest.raises(ValueError, match="no frames"):
         AnnotatedClipVideo(tmp_path / "none.mp4", 10.0, LABELS, threshold=0.0, heatmap="none", k=2).close()
+
+
+def test_an_encoder_that_fails_is_reported_by_write_and_release_without_blocking(tmp_path):
+    """ffmpeg exits (here: its output folder is gone) while frames are queued for it: the writer says why
+    instead of waiting on a queue nobody reads."""
+    writer = BrowserVideoWriter(tmp_path / "missing folder" / "out.mp4", 25.0, (64, 48))
+    frame = np.zeros((48, 64, 3), np.uint8)
+    with pytest.raises(ValueError, match="ffmpeg could not write out.mp4"):
+        for _ in range(10 * BrowserVideoWriter.QUEUE_FRAMES):
+            writer.write(frame)
+    with pytest.raises(ValueError, match="ffmpeg could not write out.mp4"):
+        writer.release()
+
+
+def test_discard_stops_an_encoder_with_a_full_queue(tmp_path):
+    writer = BrowserVideoWriter(tmp_path / "partial.mp4", 25.0, (640, 480))
+    for _ in range(BrowserVideoWriter.QUEUE_FRAMES):
+        writer.write(np.zeros((480, 640, 3), np.uint8))
+    writer.discard()
+    assert not (tmp_path / "partial.mp4").exists()
