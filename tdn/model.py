@@ -131,6 +131,8 @@ class TemporalConv(nn.Module):
         self.weight = nn.Parameter(weight)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if torch.onnx.is_in_onnx_export():
+            return self._forward_by_shifts(x)
         c, h, w = x.shape[1:]
         # -1, not a batch size read from the shape: an export traces the latter as a constant
         x = x.view(-1, self.num_segments, c, h * w)  # (N*T, C, H, W) -> (N, T, C, H*W)
@@ -138,6 +140,20 @@ class TemporalConv(nn.Module):
         kernel = self.weight.view(c, 1, 3, 1)  # (C, 1, 3) -> (C, 1, 3, 1)
         out = F.conv2d(x, kernel, padding=(1, 0), groups=c)
         return out.permute(0, 2, 1, 3).reshape(-1, c, h, w)  # (N, C, T, H*W) -> (N*T, C, H, W), a view if channels_last
+
+    def _forward_by_shifts(self, x: torch.Tensor) -> torch.Tensor:
+        """The same sum from the neighbours along the ``N*T`` axis, set to zero across window edges: what
+        ONNX runtimes run fastest (their own layouts turn the view above into two transposes, a fifth
+        of TDN-R50's window under OpenVINO; BENCHMARKS.md). Slower than :meth:`forward` in PyTorch."""
+        c, t = x.shape[1], self.num_segments
+        # Each sample's segment index (N*T, 1, 1, 1), derived from x's values (times 0): the tracer bakes
+        # anything built from x's shape into a constant for the traced batch size.
+        segment = ((x[:, :1, :1, :1] * 0).view(-1, t) + torch.arange(t, dtype=x.dtype, device=x.device)).view(-1, 1, 1, 1)
+        # where, not a product with a 0/1 mask: an inf in one window must not become NaN in the next
+        previous = torch.where(segment > 0, torch.roll(x, 1, 0), 0.0)  # x[t-1], zero for t = 0
+        following = torch.where(segment < t - 1, torch.roll(x, -1, 0), 0.0)  # x[t+1], zero for t = T-1
+        w = self.weight.view(c, 3, 1, 1)  # (C, 1, 3) -> (C, 3, 1, 1)
+        return previous * w[:, 0] + x * w[:, 1] + following * w[:, 2]
 
 
 class LongTermTDM(nn.Module):
@@ -313,9 +329,13 @@ def fuse_upsampled(rgb: torch.Tensor, diff: torch.Tensor, weights: tuple[float, 
 
     When ``rgb`` is exactly twice ``diff``'s size (every supported input size), the nearest
     2x upsampling is a broadcast over 2x2 blocks, so the upsampled copy is never materialised
-    and the weighted sum is one ``lerp`` pass.
+    and the weighted sum is one ``lerp`` pass. An ONNX export gets the plain products and sum
+    instead: its ``lerp`` is a ``Where`` of two branches over 6-D blocks, which cost OpenVINO a third
+    of TDN-R50's window (the plain form costs eager PyTorch 11 % there: BENCHMARKS.md).
     """
     a, b = weights
+    if torch.onnx.is_in_onnx_export():
+        return rgb * a + F.interpolate(diff, size=rgb.shape[-2:], mode="nearest") * b
     h, w = rgb.shape[-2:]
     if (h, w) == (2 * diff.shape[2], 2 * diff.shape[3]):
         blocks = rgb.unflatten(3, (w // 2, 2)).unflatten(2, (h // 2, 2))  # (N, C, h, w) -> (N, C, h/2, 2, w/2, 2)

@@ -79,6 +79,10 @@ def test_temporal_conv_equals_depthwise_conv1d_over_time():
     ref = ref.view(n, h, w, c, t).permute(0, 4, 3, 1, 2).reshape(n * t, c, h, w)
     torch.testing.assert_close(module(x), ref, rtol=1e-5, atol=1e-5)
     torch.testing.assert_close(module(x.contiguous(memory_format=torch.channels_last)), ref, rtol=1e-5, atol=1e-5)
+    # the form ONNX exports run: neighbours along N*T, zeroed across the two windows' edge
+    torch.testing.assert_close(module._forward_by_shifts(x), ref, rtol=1e-5, atol=1e-5)
+    x[t - 1] = float("inf")  # the first window's last segment overflows: the second window is untouched
+    assert module._forward_by_shifts(x)[t:].isfinite().all()
 
 
 def test_temporal_conv_starts_as_a_shift():
