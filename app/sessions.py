@@ -33,6 +33,19 @@ class StreamLimitError(ValueError):
     """A stream was refused: the server runs as many live streams (or webcams) as it may."""
 
 
+def _compile_engine(model, *, log_errors: bool = True) -> None:
+    """Compile every graph of a model run by an ONNX engine (nothing for torch); a failure is logged,
+    or with ``log_errors=False`` raised as a ValueError that names the engine."""
+    if getattr(model, "engine", "torch") == "torch":
+        return
+    try:
+        model.compile_graphs()
+    except Exception as exc:
+        if not log_errors:
+            raise ValueError(f"the {model.engine} engine could not compile this model: {exc}") from exc
+        log.exception("compiling the %s graphs failed; they will be compiled (and fail) on first use", model.engine)
+
+
 class ModelHost:
     """Holds the service; :meth:`reload` swaps in a new one built from changed model settings.
     Tabs open streams through :meth:`open_stream`, which enforces the process-wide limits."""
@@ -40,6 +53,8 @@ class ModelHost:
     def __init__(self, config: Config, service: RecognitionService | None = None):
         self.config = config
         self.service = service if service is not None else RecognitionService(config)
+        # an ONNX engine compiles its graphs now, beside the page loading, not on the first window
+        threading.Thread(target=_compile_engine, args=(self.service.model,), name="compile engine", daemon=True).start()
         self.generation = 0
         self._reload_lock = threading.Lock()
         self._admit_lock = threading.Lock()
@@ -58,6 +73,11 @@ class ModelHost:
                 pipeline=dataclasses.replace(self.config.pipeline, **pipeline_overrides),
             )
             new = RecognitionService(config)
+            try:
+                _compile_engine(new.model, log_errors=False)  # a graph the engine cannot compile is this load's error
+            except ValueError:
+                new.close()
+                raise
             with self._admit_lock:
                 old, self.service, self.config = self.service, new, config
                 self.generation += 1

@@ -138,7 +138,7 @@ def main(argv: list[str] | None = None) -> int:
             times["encode_h264_ffmpeg"].append(timed(lambda: encode_h264(frames, work / "h264.mp4")))
             if not args.skip_vp8:
                 times["encode_vp8_opencv"].append(timed(lambda: encode_vp8_opencv(frames, work / "vp8.webm")))
-        precision = str(next(service.engine.model.parameters()).dtype)
+        model = service.engine.model
         result = results[-1]
         segments = clip_segments(result, service.labels, window_seconds=p.window_seconds, threshold=0.5,
                                  smoothing=p.smoothing)
@@ -147,7 +147,7 @@ def main(argv: list[str] | None = None) -> int:
         "date": utc_now(),
         "machine": machine(),
         "clip": f"{args.seconds:g} s {args.width}x{args.height} 25 fps mp4v, tdn.synth moving right then left",
-        "model": f"bundled demo (TDN-R18 T=8 96 px), cpu, {precision} weights in the inference form",
+        "model": f"bundled demo (TDN-R18 T=8 96 px), cpu, {model.precision}, engine {model.engine} ({model.engine_choice})",
         "windows": len(result.windows), "frames": result.frames,
         "headline": headline(segments),
         "runs": args.runs,

@@ -228,12 +228,26 @@ class EngineModel(nn.Module):
             self._graphs[part] = onnx_bytes(self._model[0], part)
         return self._graphs[part]
 
-    def _run(self, part: str, x: torch.Tensor) -> list[torch.Tensor]:
+    def _runner(self, part: str) -> Runner:
         with self._lock:
             if part not in self._runners:
                 self._runners[part] = RUNNERS[self.engine](self.onnx(part), self.device, self.precision)
                 log.info("compiled the %s graph with %s (%s)", part, self.engine, self.precision)
-            runner = self._runners[part]
+            return self._runners[part]
+
+    @property
+    def compiled_parts(self) -> set[str]:
+        """The graphs compiled so far (:data:`tdn.export.ONNX_PARTS` names)."""
+        with self._lock:
+            return set(self._runners)
+
+    def compile_graphs(self, parts=tuple(ONNX_PARTS)) -> None:
+        """Export and compile ``parts`` now rather than on their first use (a few seconds each)."""
+        for part in parts:
+            self._runner(part)
+
+    def _run(self, part: str, x: torch.Tensor) -> list[torch.Tensor]:
+        runner = self._runner(part)
         array = x.detach().to("cpu", torch.float32).contiguous().numpy()
         outputs = runner({ONNX_PARTS[part][0][0]: array})
         return [torch.from_numpy(np.ascontiguousarray(o)) for o in outputs]

@@ -2,6 +2,8 @@
 after the model panel replaces the service."""
 from __future__ import annotations
 
+import time
+
 import numpy as np
 import pytest
 import torch
@@ -11,6 +13,8 @@ from loopback import free_port
 from tdn.checkpoint import save_model
 from tdn.meta import ModelMeta
 from tdn.config import load_config
+from tdn.engines import engine_installed
+from tdn.export import ONNX_PARTS
 from tdn.model import TDN, TDNConfig
 
 
@@ -94,3 +98,18 @@ def test_reloading_the_model_swaps_the_service_and_sessions_reattach(host, tmp_p
     with pytest.raises(FileNotFoundError):
         host.reload({"weights": str(tmp_path / "missing.pt")}, {})
     assert host.service is current and host.generation == 1  # a failed load keeps the running model
+
+
+@pytest.mark.skipif(not engine_installed("openvino"), reason="needs the openvino extra")
+def test_an_onnx_engine_is_compiled_when_the_app_loads_it_not_on_the_first_window(host):
+    """At start in the background (the page is not held up); on reload before the new model is swapped in."""
+    new = host.reload({"engine": "openvino", "precision": "bf16"}, {})
+    assert new.model.engine == "openvino" and new.model.compiled_parts == set(ONNX_PARTS)
+    started = ModelHost(host.config)
+    try:
+        deadline = time.monotonic() + 120
+        while started.service.model.compiled_parts != set(ONNX_PARTS) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert started.service.model.compiled_parts == set(ONNX_PARTS)
+    finally:
+        started.close()
