@@ -19,6 +19,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import threading
 import warnings
 from pathlib import Path
 
@@ -30,6 +31,10 @@ from tdn.model import TDN
 META_FILE = "meta.json"
 ONNX_META_KEY = "tdn"
 ONNX_OPSET = 17
+# torch.onnx.export keeps its state in process-wide globals: two exports at once (the app compiling one
+# model while the model panel loads another) fail, so they take turns. An eager forward meanwhile sees
+# torch.onnx.is_in_onnx_export() and takes the export forms of tdn.model: the same values, slower.
+_EXPORT_LOCK = threading.Lock()
 
 
 def example_input(model: TDN, batch: int = 1, seed: int = 0) -> torch.Tensor:
@@ -177,7 +182,7 @@ def onnx_bytes(model: TDN, part: str = "model") -> bytes:
     if part == "segments" and not model.cfg.has_stdm:
         outputs = outputs[:1]
     buffer = io.BytesIO()
-    with torch.inference_mode(False), torch.no_grad(), warnings.catch_warnings():
+    with _EXPORT_LOCK, torch.inference_mode(False), torch.no_grad(), warnings.catch_warnings():
         warnings.simplefilter("ignore", torch.jit.TracerWarning)  # shape checks become constants, as intended
         warnings.simplefilter("ignore", DeprecationWarning)
         warnings.simplefilter("ignore", FutureWarning)
