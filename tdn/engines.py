@@ -241,8 +241,9 @@ class EngineModel(nn.Module):
         with self._lock:
             return set(self._runners)
 
-    def compile_graphs(self, parts=tuple(ONNX_PARTS)) -> None:
-        """Export and compile ``parts`` now rather than on their first use (a few seconds each)."""
+    def compile_graphs(self, parts=("segments", "temporal", "model")) -> None:
+        """Export and compile ``parts`` now rather than on their first use (a few seconds each); by
+        default the live path's two halves first, then the whole model that clip views run."""
         for part in parts:
             self._runner(part)
 
