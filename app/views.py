@@ -9,10 +9,12 @@ import cv2
 import numpy as np
 import torch
 
+from app.timeline import timeline_svg
 from pipelines.clip import ClipPrediction
 from pipelines.events import PredictionEvent, StatsEvent
 from pipelines.overlay import HEATMAP_OPACITY, annotate, heatmap_colours
 from pipelines.postprocess import claimed_label, probabilities, top_labels
+from pipelines.segments import Segment
 from pipelines.types import FINAL_STATES
 from tdn.transforms import PreprocessSpec
 
@@ -139,3 +141,12 @@ def topk_scores(scores: np.ndarray, labels: list[str] | None, k: int) -> dict[st
 def window_probabilities(result: ClipPrediction) -> np.ndarray:
     """Softmax of each sliding window's logits: float32 ``(W, K)``."""
     return probabilities(torch.stack([w.logits for w in result.windows]))  # W x (K,) -> (W, K)
+
+
+def clip_timeline(result: ClipPrediction, segments: list[Segment], labels: list[str] | None,
+                  window_seconds: float) -> str:
+    """The clip tab's timeline (:func:`app.timeline.timeline_svg`) of a per-window result, each window's
+    scores at its middle, as :func:`pipelines.segments.clip_segments` places them."""
+    probs = window_probabilities(result) if result.windows else None
+    middles = [w.time - window_seconds / 2 for w in result.windows or []]
+    return timeline_svg(segments, middles, probs, labels, result.frames / result.fps)

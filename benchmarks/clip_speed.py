@@ -30,8 +30,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from app.clip_video import AnnotatedClipVideo  # noqa: E402
-from app.timeline import timeline_svg  # noqa: E402
-from app.views import window_probabilities  # noqa: E402
+from app.views import clip_timeline  # noqa: E402
 from pipelines.segments import clip_segments, headline  # noqa: E402
 from pipelines.service import RecognitionService  # noqa: E402
 from tdn.bench import emit_record, machine, utc_now  # noqa: E402
@@ -128,8 +127,7 @@ def main(argv: list[str] | None = None) -> int:
             video.close()
             segments = clip_segments(result, service.labels, window_seconds=p.window_seconds, threshold=0.5,
                                      smoothing=p.smoothing)
-            middles = [w.time - p.window_seconds / 2 for w in result.windows]
-            timeline_svg(segments, middles, window_probabilities(result), service.labels, result.frames / result.fps)
+            clip_timeline(result, segments, service.labels, p.window_seconds)
 
         for _ in range(args.runs):  # the first run includes warming up
             times["decode"].append(timed(lambda: decode_only(clip)))

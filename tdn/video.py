@@ -257,12 +257,12 @@ def open_writer(path: str | Path, codec: str, fps: float, size: tuple[int, int])
 class BrowserVideoWriter:
     """H.264 MP4 (yuv420p, ``faststart``) that every browser plays, encoded by the system ``ffmpeg``
     with x264's ``ultrafast`` preset in a child process; ``write`` takes uint8 RGB frames of ``size``
-    ``(width, height)``. A thread converts them to YUV 4:2:0 and feeds the encoder from a queue of at
-    most ``QUEUE_FRAMES`` frames, so the caller goes on (scoring the next windows) while ffmpeg
-    encodes instead of waiting on the pipe (a blocked pipe took 40 % of a clip job on 2 cores;
+    ``(width, height)``, converts them to YUV 4:2:0 (a copy: the caller may reuse its array) and queues
+    at most ``QUEUE_FRAMES`` of them for a thread that feeds the encoder, so the caller goes on (scoring
+    the next windows) while ffmpeg encodes instead of waiting on the pipe (a blocked pipe took 40 % of a clip job on 2 cores;
     OpenCV's own VP8 encoder took far more: BENCHMARKS.md)."""
 
-    QUEUE_FRAMES = 32  # 16 MB at 480x360
+    QUEUE_FRAMES = 32  # 8 MB at 480x360
 
     def __init__(self, path: str | Path, fps: float, size: tuple[int, int]):
         ffmpeg = shutil.which("ffmpeg")
@@ -283,12 +283,11 @@ class BrowserVideoWriter:
         self._feeder.start()
 
     def _feed(self) -> None:
-        while (rgb := self._queue.get()) is not None:
+        while (yuv := self._queue.get()) is not None:
             if self._pipe_closed.is_set():
                 continue  # drain, so that a writer blocked on a full queue is let go
             try:
-                # BT.601 limited range, as ffmpeg's own rgb24 -> yuv420p, at a tenth of its cost
-                self._process.stdin.write(cv2.cvtColor(rgb, cv2.COLOR_RGB2YUV_I420).data)
+                self._process.stdin.write(yuv.data)
             except (BrokenPipeError, ValueError):  # ffmpeg exited, or discard() closed the pipe
                 self._pipe_closed.set()
 
@@ -297,7 +296,8 @@ class BrowserVideoWriter:
             raise ValueError(f"expected uint8 {self.size[0]}x{self.size[1]} RGB frames, got {rgb.dtype} {rgb.shape}")
         if self._pipe_closed.is_set():
             self.release()  # raises with ffmpeg's reason
-        self._queue.put(np.ascontiguousarray(rgb))
+        # BT.601 limited range, as ffmpeg's own rgb24 -> yuv420p, at a tenth of its cost
+        self._queue.put(cv2.cvtColor(rgb, cv2.COLOR_RGB2YUV_I420))
 
     def _stop_feeding(self) -> None:
         if self._feeder.is_alive():

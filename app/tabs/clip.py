@@ -20,7 +20,7 @@ from app.inputs import VIDEO_SUFFIXES, check_upload
 from app.jobs import Busy, JobGate
 from app.sessions import ModelHost
 from app.tabs import VIEW_HEIGHT, PageControls
-from app.timeline import TIMELINE_JS, timeline_svg
+from app.timeline import TIMELINE_JS
 from pipelines.segments import UNCERTAIN, clip_segments, format_seconds, headline, protocol_note
 from tdn.config import Config
 from tdn.registry import VIEWS
@@ -104,9 +104,7 @@ def build(host: ModelHost, config: Config, page: PageControls) -> None:
             gr.Warning(result.warning)
         summary = verdict_markdown(result, segments, service.labels, threshold=threshold,
                                    window_seconds=pipeline.window_seconds, num_segments=service.engine.num_segments)
-        probs = views.window_probabilities(result) if result.windows else None
-        middles = [w.time - pipeline.window_seconds / 2 for w in result.windows or []]  # as the segments place them
-        timeline = timeline_svg(segments, middles, probs, service.labels, result.frames / result.fps)
+        timeline = views.clip_timeline(result, segments, service.labels, pipeline.window_seconds)
         scores = views.topk_scores(result.scores, service.labels, pipeline.topk)
         return scores, summary, str(out), timeline
 
