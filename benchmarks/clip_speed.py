@@ -46,7 +46,7 @@ def make_clip(path: Path, seconds: float, size: tuple[int, int], piece_s: float 
     parts = []
     for i, motion in enumerate(("moving right", "moving left")):
         for piece in range(max(1, round(seconds / 2 / piece_s))):
-            frames = render_clip(np.random.default_rng([3, i, piece]), CLASSES.index(motion), ClipSpec(seconds=piece_s, fps=25, webcam=False))
+            frames = render_clip(np.random.default_rng([3, i, piece]), CLASSES.index(motion), ClipSpec(seconds=piece_s, fps=25, webcam=False, pace_range=(1.0, 1.0)))
             parts.append(np.stack([cv2.resize(f, size, interpolation=cv2.INTER_LINEAR) for f in frames]))
     write_video(path, np.concatenate(parts), 25)
     return path

@@ -128,7 +128,7 @@ def main() -> None:
 
     args.work.mkdir(parents=True, exist_ok=True)
     clip = render_clip(np.random.default_rng([11, 0, 0, 0]), CLASSES.index("moving left"),
-                       ClipSpec(seconds=CLIP_SECONDS, fps=25, webcam=False))
+                       ClipSpec(seconds=CLIP_SECONDS, fps=25, webcam=False, pace_range=(1.0, 1.0)))
     y4m = write_y4m(args.work / "moving_left_coded.y4m", with_codes(clip), fps=25)
 
     pushed: list[tuple[float, int]] = []  # (unix time the service got the frame, frame index)

@@ -35,7 +35,7 @@ def main() -> None:
     args.out.mkdir(parents=True, exist_ok=True)
     for n, (stem, (name, seconds)) in enumerate(EXAMPLES.items()):
         # clean 25 fps clips: each class as plainly as the generator shows it
-        spec = ClipSpec(seconds=seconds, fps=25, webcam=False)
+        spec = ClipSpec(seconds=seconds, fps=25, webcam=False, pace_range=(1.0, 1.0))
         frames = render_clip(np.random.default_rng([SEED, n]), CLASSES.index(name), spec)
         path = args.out / f"{stem}.mp4"
         write_video(path, frames, spec.fps)

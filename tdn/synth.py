@@ -52,7 +52,8 @@ class ClipSpec:
 
     ``fps`` None: each clip draws its capture rate from ``fps_range`` (whole frames per second);
     frame times jitter around ``k / fps`` by up to ``max_jitter`` of a frame period (std), as
-    webcams deliver them; the file stores the nominal rate.
+    webcams deliver them; the file stores the nominal rate. Each clip also draws its pace from
+    ``pace_range``, so speed is not tied to the clip's length.
     """
 
     width: int = 160
@@ -61,6 +62,9 @@ class ClipSpec:
     fps_range: tuple[int, int] = (8, 30)
     seconds: float = 2.5  # longer than the 2 s live window, so a time-grid window fits at 8 fps
     max_jitter: float = 0.2
+    # Fraction of a class's full motion (travel, sweep, zoom) made over the clip, drawn per clip: at
+    # 0.3 an object crosses the same ground ~3x slower, as a slow hand or a far object does.
+    pace_range: tuple[float, float] = (0.3, 1.0)
     shake_margin: int = 4  # the world is rendered this much larger on each side, then cropped
     webcam: bool = True  # motion blur, exposure/white-balance drift, clutter, occlusion, a slow second object
 
@@ -180,9 +184,11 @@ def motion(rng: np.random.Generator, label: int, times: np.ndarray, spec: ClipSp
     """
     name = CLASSES[label]
     m = spec.shake_margin
-    # Progress along the clip with a mild random ease in/out, 0 -> 1.
+    # Progress along the clip with a mild random ease in/out, 0 -> 1 ...
     t = np.clip(np.asarray(times, np.float64) / spec.seconds, 0.0, 1.0)
     t = t + rng.uniform(-0.15, 0.15) * np.sin(math.pi * t)
+    # ... of which a slower clip makes only the middle part: same path, same mid-point, less of it.
+    t = 0.5 + (t - 0.5) * rng.uniform(*spec.pace_range)
     n = len(t)
     size = float(rng.uniform(28, 50))
     sizes = np.full(n, size)

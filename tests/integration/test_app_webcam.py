@@ -38,7 +38,7 @@ MIN_FPS = 20.0  # issue 14: at least this many frames per second reach the model
 def moving_left_y4m(path: Path, fps: int) -> Path:
     """8 s of the generator's "moving left" class (160x120), played by the fake camera in a loop."""
     rng = np.random.default_rng([11, 0, 0, 0])
-    frames = render_clip(rng, CLASSES.index("moving left"), ClipSpec(seconds=8, fps=fps, webcam=False))
+    frames = render_clip(rng, CLASSES.index("moving left"), ClipSpec(seconds=8, fps=fps, webcam=False, pace_range=(1.0, 1.0)))
     return write_y4m(path, list(frames), fps=fps)
 
 
