@@ -126,6 +126,17 @@ def test_pace_scales_the_motion_about_its_midpoint(label):
     assert span[synth.CLASSES[label].split()[0]] > 0.5  # the full pace does move, so the check above bites
 
 
+def test_paces_are_drawn_per_clip_and_zooms_keep_a_visible_minimum():
+    times = np.linspace(0, SPEC.seconds, 63)
+    spec = synth.ClipSpec(fps=25, webcam=False)  # the default pace range, 0.3-1.0
+    full = synth.motion(np.random.default_rng([7, 0]), 0, times, SPEC)
+    travel = [np.ptp(synth.motion(np.random.default_rng([7, n]), 0, times, spec).cx) for n in range(40)]
+    # the same object at full pace travels ~40-75 px; the drawn paces spread over the whole range
+    assert min(travel) < 0.45 * 40 and max(travel) > 0.8 * 40 and np.ptp(full.cx) >= 40 - 8
+    growth = [np.ptp(np.log(synth.motion(np.random.default_rng([7, n]), 6, times, spec).size)) for n in range(40)]
+    assert min(growth) >= synth.ZOOM_MIN_PACE * np.log(1.9) - 1e-6, min(growth)
+
+
 def test_flip_swaps_left_right_and_rotation_sense():
     """A horizontally flipped clip measures as the class that FLIP_SWAP maps it to."""
     swap = dict(tuple(map(int, pair.split(":"))) for pair in synth.FLIP_SWAP.split(","))
