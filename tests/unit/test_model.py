@@ -141,9 +141,10 @@ def test_long_term_module_against_direct_reference(size, folded):
     assert got.is_contiguous(memory_format=torch.channels_last) == folded
 
 
-@pytest.mark.parametrize("size, fusion", [(32, None), (36, None), (32, (1.0, 0.5))])
+@pytest.mark.parametrize("size, fusion", [(32, None), (36, None), (35, None), (32, (1.0, 0.5))])
 def test_short_term_module_against_direct_reference(size, fusion):
-    """Even sizes fuse by broadcasting 2x2 blocks, 36 px takes the interpolation path (18 -> 9 vs 5)."""
+    """Even sizes fuse by broadcasting 2x2 blocks, 36 px takes the interpolation path (18 -> 9 vs 5), odd
+    35 px checks the stem's floor (17 px of 2x2 means)."""
     model = create_model("resnet18", num_segments=2, num_classes=3, variant="stdm", fusion=fusion)
     randomise_bn(model)
     model.eval()
