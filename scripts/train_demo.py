@@ -40,7 +40,7 @@ from tdn.evaluate import Metrics  # noqa: E402
 
 DATA = REPO / "runs" / "synth-webcam"
 RUN = REPO / "runs" / "demo"
-COUNTS = {"train": 100, "val": 20}  # clips per class, capture rates drawn from 8-30 fps
+COUNTS = {"train": 200, "val": 20}  # clips per class, capture rates drawn from 8-30 fps
 TEST_RATES = (10, 15, 25, 30)  # the held-out split: TEST_COUNT clips per class at each of these rates
 TEST_COUNT = 20
 SEED = 0
@@ -53,7 +53,7 @@ DEMO_SETTINGS = {
     "model.arch": "resnet18", "model.variant": "tdn", "model.num_segments": 8,
     "model.input_size": 96, "model.resize_short": 112,
     "train.train_list": str(DATA / "train.txt"), "train.val_list": str(DATA / "val.txt"),
-    "train.output": str(RUN), "train.epochs": 16, "train.batch_size": 8, "train.lr": 0.01,
+    "train.output": str(RUN), "train.epochs": 20, "train.batch_size": 8, "train.lr": 0.01,
     "train.warmup_epochs": 1, "train.dropout": 0.2, "train.workers": 1, "train.seed": SEED,
     "train.flip_swap": synth.FLIP_SWAP, "train.time_grid": True, "train.clip_seconds": 2.0,
     "train.segment_step_s": 0.1,
@@ -185,7 +185,8 @@ procedural background, as a webcam captures it: a capture rate drawn from 8-30 f
 with irregular frame times, motion blur over a random exposure (up to 0.9 of a frame period),
 exposure and white-balance drift, flicker, sensor noise, camera shake, 0-3 static distractors,
 sometimes a static bar occluding part of the scene and a small second object drifting slowly;
-H.264 at CRF 20-36. Only the object's motion tells the class (directions as the camera captured
+H.264 at CRF 20-36. Each clip moves at a pace of {synth.ClipSpec().pace_range[0]}-{synth.ClipSpec().pace_range[1]} of its class's full motion
+(zooms from {synth.ZOOM_MIN_PACE}), so speeds span ~3x. Only the object's motion tells the class (directions as the camera captured
 them); `still` objects tremble by a fraction of a pixel. See docs/training.md.
 
 ## Training
@@ -206,7 +207,7 @@ Fine-tuned from the first demo model (`{os.path.relpath(INIT, REPO)}`: trained 4
 25 fps clips, sampled as TSN); SGD momentum 0.9, weight decay 5e-4, 1 warm-up epoch then cosine,
 bf16 autocast on the CPU, horizontal flips that swap left/right and clockwise/counterclockwise
 labels. The best validation epoch is shipped. Training took {train_minutes:.0f} min (sum of the epochs'
-times in the log) on {platform.machine()}, 2 shared cores, {datetime.date.today().isoformat()}.{note}
+times in the log) on {platform.machine()}, 2 shared cores, {datetime.date.today().isoformat()}.{" " + note if note else ""}
 
 Per-epoch log (`runs/demo/log.csv`):
 ```
