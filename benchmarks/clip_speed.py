@@ -35,7 +35,7 @@ from pipelines.segments import clip_segments, headline  # noqa: E402
 from pipelines.service import RecognitionService  # noqa: E402
 from tdn.bench import emit_record, machine, utc_now  # noqa: E402
 from tdn.config import load_config  # noqa: E402
-from tdn.synth import CLASSES, ClipSpec, render_clip  # noqa: E402
+from tdn.synth import CLASSES, FULL_PACE, ClipSpec, render_clip  # noqa: E402
 from tdn.video import BrowserVideoWriter, open_video, open_writer, write_video  # noqa: E402
 
 
@@ -46,7 +46,7 @@ def make_clip(path: Path, seconds: float, size: tuple[int, int], piece_s: float 
     parts = []
     for i, motion in enumerate(("moving right", "moving left")):
         for piece in range(max(1, round(seconds / 2 / piece_s))):
-            frames = render_clip(np.random.default_rng([3, i, piece]), CLASSES.index(motion), ClipSpec(seconds=piece_s, fps=25, webcam=False, pace_range=(1.0, 1.0)))
+            frames = render_clip(np.random.default_rng([3, i, piece]), CLASSES.index(motion), ClipSpec(seconds=piece_s, fps=25, webcam=False, pace_range=FULL_PACE))
             parts.append(np.stack([cv2.resize(f, size, interpolation=cv2.INTER_LINEAR) for f in frames]))
     write_video(path, np.concatenate(parts), 25)
     return path

@@ -32,7 +32,7 @@ from pipelines.events import PredictionEvent  # noqa: E402
 from pipelines.service import RecognitionService  # noqa: E402
 from tdn.bench import emit_record, machine, rss_mb, utc_now  # noqa: E402
 from tdn.config import load_config, parse_override  # noqa: E402
-from tdn.synth import CLASSES, ClipSpec, render_clip  # noqa: E402
+from tdn.synth import CLASSES, FULL_PACE, ClipSpec, render_clip  # noqa: E402
 from tdn.video import write_video  # noqa: E402
 
 
@@ -40,7 +40,7 @@ def make_stream_clip(path: Path, *, width: int, height: int, fps: int, seconds_p
     """Several synthetic motion classes in a row, rendered at the demo model's 160x120 (its
     domain: object sizes and speeds in pixels) and upscaled to ``width`` x ``height``."""
     rng = np.random.default_rng(seed)
-    spec = ClipSpec(fps=fps, seconds=seconds_per_class, webcam=False, pace_range=(1.0, 1.0))
+    spec = ClipSpec(fps=fps, seconds=seconds_per_class, webcam=False, pace_range=FULL_PACE)
     parts = np.concatenate([render_clip(rng, label, spec) for label in (0, 1, 4, 8)])
     write_video(path, np.stack([cv2.resize(f, (width, height), interpolation=cv2.INTER_LINEAR) for f in parts]), fps)
     return path

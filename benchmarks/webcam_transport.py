@@ -124,11 +124,11 @@ def main() -> None:
     from pipelines.service import RecognitionService
     from tdn.bench import machine, utc_now
     from tdn.config import load_config
-    from tdn.synth import CLASSES, ClipSpec, render_clip
+    from tdn.synth import CLASSES, FULL_PACE, ClipSpec, render_clip
 
     args.work.mkdir(parents=True, exist_ok=True)
     clip = render_clip(np.random.default_rng([11, 0, 0, 0]), CLASSES.index("moving left"),
-                       ClipSpec(seconds=CLIP_SECONDS, fps=25, webcam=False, pace_range=(1.0, 1.0)))
+                       ClipSpec(seconds=CLIP_SECONDS, fps=25, webcam=False, pace_range=FULL_PACE))
     y4m = write_y4m(args.work / "moving_left_coded.y4m", with_codes(clip), fps=25)
 
     pushed: list[tuple[float, int]] = []  # (unix time the service got the frame, frame index)

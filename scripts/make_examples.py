@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from tdn.config import REPO_ROOT
-from tdn.synth import CLASSES, ClipSpec, render_clip
+from tdn.synth import CLASSES, FULL_PACE, ClipSpec, render_clip
 from tdn.video import write_video
 
 EXAMPLES_DIR = REPO_ROOT / "examples"
@@ -35,7 +35,7 @@ def main() -> None:
     args.out.mkdir(parents=True, exist_ok=True)
     for n, (stem, (name, seconds)) in enumerate(EXAMPLES.items()):
         # clean 25 fps clips: each class as plainly as the generator shows it
-        spec = ClipSpec(seconds=seconds, fps=25, webcam=False, pace_range=(1.0, 1.0))
+        spec = ClipSpec(seconds=seconds, fps=25, webcam=False, pace_range=FULL_PACE)
         frames = render_clip(np.random.default_rng([SEED, n]), CLASSES.index(name), spec)
         path = args.out / f"{stem}.mp4"
         write_video(path, frames, spec.fps)

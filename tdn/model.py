@@ -305,9 +305,8 @@ class ShortTermTDM(nn.Module):
 
     def stem(self, segments: torch.Tensor) -> torch.Tensor:
         # The differences and the 2x2 mean are both linear: one 2x2/2 convolution of the stacked frames,
-        # in float32 (frames differ by little). Under OpenVINO bf16 TDN-R50 takes 6 % less time than with a
-        # resize and a subtraction (which cost it layout reorders; BENCHMARKS.md); in PyTorch the step
-        # itself is faster too (2.2 vs 2.5 ms at 8x224, 0.23 vs 0.51 ms at 8x96).
+        # in float32 (frames differ by little); faster than a resize and a subtraction in PyTorch and
+        # under OpenVINO, where those cost layout reorders (BENCHMARKS.md, "Inference engines").
         frames = segments.flatten(1, 2).float()  # (M, L, 3, H, W) -> (M, 3*L, H, W)
         diffs = F.conv2d(frames, self.pooled_differences.float(), stride=2)  # -> (M, 3*(L-1), H/2, W/2)
         memory_format = torch.channels_last if self.conv.weight.is_contiguous(memory_format=torch.channels_last) \

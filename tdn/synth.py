@@ -46,6 +46,8 @@ OPPOSITE_PAIRS = (("moving left", "moving right"), ("moving up", "moving down"),
 SPLITS = ("train", "val", "test")
 # The slowest zoom: 1.9x growth at full pace is 1.47x at 0.6 (a 20 px object's edge moves ~5 px in 2.5 s).
 ZOOM_MIN_PACE = 0.6
+# ``ClipSpec.pace_range`` for clips that set their speed by their length (tests, examples, benchmarks).
+FULL_PACE = (1.0, 1.0)
 
 
 @dataclass(frozen=True)

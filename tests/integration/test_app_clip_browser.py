@@ -14,7 +14,7 @@ from browser import CHROMIUM, chromium, open_page, screenshot
 from loopback import free_port
 from tdn.api import DEMO_WEIGHTS
 from tdn.config import load_config
-from tdn.synth import CLASSES, ClipSpec, render_clip
+from tdn.synth import CLASSES, FULL_PACE, ClipSpec, render_clip
 from tdn.video import write_video
 
 pytestmark = [
@@ -27,7 +27,7 @@ HEADLINE = re.compile(r"^moving right 0-([\d.]+) s, then moving left ([\d.]+)-8 
 
 
 def two_part_clip(path: Path) -> Path:
-    parts = [render_clip(np.random.default_rng([5, i]), CLASSES.index(motion), ClipSpec(seconds=4, fps=25, webcam=False, pace_range=(1.0, 1.0)))
+    parts = [render_clip(np.random.default_rng([5, i]), CLASSES.index(motion), ClipSpec(seconds=4, fps=25, webcam=False, pace_range=FULL_PACE))
              for i, motion in enumerate(("moving right", "moving left"))]
     write_video(path, np.concatenate(parts), 25)
     return path

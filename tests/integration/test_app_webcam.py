@@ -22,7 +22,7 @@ from media import write_y4m
 from pipelines.events import PredictionEvent, StatsEvent
 from tdn.api import DEMO_WEIGHTS
 from tdn.config import load_config
-from tdn.synth import CLASSES, ClipSpec, render_clip
+from tdn.synth import CLASSES, FULL_PACE, ClipSpec, render_clip
 
 pytestmark = [
     pytest.mark.slow,
@@ -38,7 +38,7 @@ MIN_FPS = 20.0  # issue 14: at least this many frames per second reach the model
 def moving_left_y4m(path: Path, fps: int) -> Path:
     """8 s of the generator's "moving left" class (160x120), played by the fake camera in a loop."""
     rng = np.random.default_rng([11, 0, 0, 0])
-    frames = render_clip(rng, CLASSES.index("moving left"), ClipSpec(seconds=8, fps=fps, webcam=False, pace_range=(1.0, 1.0)))
+    frames = render_clip(rng, CLASSES.index("moving left"), ClipSpec(seconds=8, fps=fps, webcam=False, pace_range=FULL_PACE))
     return write_y4m(path, list(frames), fps=fps)
 
 

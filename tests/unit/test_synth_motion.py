@@ -11,8 +11,8 @@ from tdn.labels import load_labels
 
 # 160x120, 2.5 s, written as MPEG-4 part 2 (no H.264 loss), each class at its full pace (slower paces:
 # test_pace_scales_the_motion_about_its_midpoint).
-SPEC = synth.ClipSpec(fps=25, webcam=False, pace_range=(1.0, 1.0))
-WEBCAM_FULL_PACE = synth.ClipSpec(pace_range=(1.0, 1.0))  # webcam conditions, rendered at 25 fps
+SPEC = synth.ClipSpec(fps=25, webcam=False, pace_range=synth.FULL_PACE)
+WEBCAM_FULL_PACE = synth.ClipSpec(pace_range=synth.FULL_PACE)  # webcam conditions, rendered at 25 fps
 
 
 def read_video(path) -> tuple[np.ndarray, float]:
