@@ -101,6 +101,12 @@ def window_latency_ms(weights: Path, engine: str, runs: int = 30) -> tuple[float
     return statistics.median(times), min(times), model.engine
 
 
+def latency_line(latency_ms: dict[str, tuple[float, float, str]]) -> str:
+    """``torch: median 42 ms, fastest 38 ms; auto (openvino): ...`` from {asked engine: window_latency_ms(...)}."""
+    return "; ".join(f"{asked}{'' if ran == asked else f' ({ran})'}: median {median:.0f} ms, fastest {fastest:.0f} ms"
+                     for asked, (median, fastest, ran) in latency_ms.items())
+
+
 def evaluate_file(weights: Path, list_file: Path, views: str) -> dict:
     cmd = [sys.executable, "-m", "cli", "eval", "--weights", str(weights), "--list", str(list_file),
            "--views", views, "--precision", "bf16", "--json", "--set", "train.workers=1",
@@ -137,7 +143,7 @@ def rate_table(results: dict[int, dict], previous: dict[int, dict]) -> str:
     for name in synth.CLASSES:
         rows.append(f"| {name} | " + " | ".join(percent(results[fps]["per_class"][name]) for fps in rates) + " |")
     rows.append("| **top-1** | " + " | ".join(f"**{percent(results[fps]['top1'])}**" for fps in rates) + " |")
-    rows.append("| starting model (v6), top-1 | " + " | ".join(percent(previous[fps]["top1"]) for fps in rates) + " |")
+    rows.append(f"| starting model (`{INIT.name}`), top-1 | " + " | ".join(percent(previous[fps]["top1"]) for fps in rates) + " |")
     for pair in pair_accuracies(results[rates[0]]):
         rows.append(f"| pair {pair} | " + " | ".join(percent(pair_accuracies(results[fps])[pair]) for fps in rates)
                     + " |")
@@ -163,7 +169,7 @@ def confusion_pairs(results: dict[int, dict], top: int = 8) -> str:
     return "\n".join(rows)
 
 
-def write_card(results: dict[int, dict], previous: dict[int, dict], latency_ms: list[tuple[float, float, str]],
+def write_card(results: dict[int, dict], previous: dict[int, dict], latency_ms: dict[str, tuple[float, float, str]],
                note: str = "") -> None:
     log = (RUN / "log.csv").read_text().strip()
     train_minutes = sum(float(line.rsplit(",", 1)[1]) for line in log.splitlines()[1:]) / 60
@@ -237,8 +243,8 @@ Confusion matrix at {lowest} fps:
 ## Speed
 One full window (1 x 8 segments x 5 frames x {size}x{size}) through the shipped model in bf16 on
 this CPU, {cpu_name()} ({device_kind(torch.device("cpu"))}), over 30 runs (measured by the script):
-{"; ".join(f"{engine}: median {median:.0f} ms, fastest {fastest:.0f} ms" for median, fastest, engine in latency_ms)}
-(the second is the engine `model.engine: auto` picks here, what the app runs; docs/engines.md). The live pipeline asks for a window per new segment
+{latency_line(latency_ms)}
+(`auto`: the engine `model.engine: auto` picks on this CPU, what the app runs; docs/engines.md). The live pipeline asks for a window per new segment
 centre, every {period_ms:.0f} ms with a 2 s window and T = 8 (and reuses the cached per-segment
 features of the other 7): the model keeps up when the window time is below that.
 
@@ -260,13 +266,13 @@ def package(note: str = "") -> None:
     (DEMO_WEIGHTS.parent / "labels.txt").write_text("".join(f"{c}\n" for c in synth.CLASSES))
     results = evaluate_rates(DEMO_WEIGHTS)
     previous = evaluate_rates(INIT)
-    (RUN / "test_result.json").write_text(json.dumps({"shipped": results, "first": previous}, indent=1,
+    (RUN / "test_result.json").write_text(json.dumps({"shipped": results, "starting": previous}, indent=1,
                                                      allow_nan=False))
-    latency = [window_latency_ms(DEMO_WEIGHTS, engine) for engine in ("torch", "auto")]
+    latency = {engine: window_latency_ms(DEMO_WEIGHTS, engine) for engine in ("torch", "auto")}
     write_card(results, previous, latency, note)
     print(f"shipped {DEMO_WEIGHTS}: test top-1 " + ", ".join(f"{100 * r['top1']:.1f}% at {fps} fps"
                                                             for fps, r in results.items())
-          + "; window " + ", ".join(f"{median:.0f} ms ({engine})" for median, _, engine in latency) + " (bf16)")
+          + f"; window (bf16) {latency_line(latency)}")
 
 
 def main() -> int:
