@@ -5,7 +5,8 @@ and one budget (the demo's recipe, ABLATION_OVERRIDES applied to all four: fewer
 scratch, since the demo's starting point is a TDN), evaluates each best epoch on the held-out
 split at ABLATION_RATE fps (1 view, time-grid windows as the live pipeline samples), and writes
 
-- ``runs/ablation/results.json`` - every number, confusion matrices included,
+- ``docs/ablation_results.json`` - every number, confusion matrices included, and where and when
+  each variant ran (variants may run in separate processes or sessions: ``--variants``),
 - the table between the ``ablation`` markers in ``docs/training.md``,
 - ``docs/ablation_confusion.png`` - the four confusion matrices side by side.
 """
@@ -14,7 +15,7 @@ from __future__ import annotations
 import argparse
 import datetime
 import json
-import platform
+import os
 import re
 import sys
 import time
@@ -30,6 +31,7 @@ sys.path.insert(0, str(REPO / "scripts"))
 
 from tdn import synth  # noqa: E402
 from tdn.api import load_model  # noqa: E402
+from tdn.bench import cpu_name  # noqa: E402
 from tdn.config import load_config  # noqa: E402
 from tdn.data import ClipDataset, collate_clips, read_list  # noqa: E402
 from tdn.evaluate import evaluate  # noqa: E402
@@ -41,6 +43,7 @@ VARIANTS = ("tsn", "stdm", "ltdm", "tdn")
 OUT = REPO / "runs" / "ablation"
 DOC = REPO / "docs" / "training.md"
 FIGURE = REPO / "docs" / "ablation_confusion.png"
+RESULTS = REPO / "docs" / "ablation_results.json"
 # The same budget for every variant: the demo's recipe with fewer epochs, from scratch at the
 # from-scratch learning rate (the demo fine-tunes a TDN, which the other variants cannot load).
 ABLATION_OVERRIDES = {"train.epochs": 8, "train.init": None, "train.lr": 0.01}
@@ -53,7 +56,9 @@ def run_variant(variant: str) -> dict:
                 "train.output": str(OUT / variant)}
     start = time.time()
     train(load_config(REPO / "config.yaml", settings), progress=True)
-    return evaluate_variant(variant, time.time() - start)
+    trained_on = {"cpu": cpu_name(), "cores": os.cpu_count(),
+                  "finished_utc": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M")}
+    return {**evaluate_variant(variant, time.time() - start), **trained_on}
 
 
 def evaluate_variant(variant: str, train_seconds: float) -> dict:
@@ -83,7 +88,7 @@ def table(results: list[dict]) -> str:
     for variant in VARIANTS:
         r = done.get(variant)
         if r is None:
-            lines.append(f"| `{variant}` | {modules[variant]} | not run yet (results.json has no entry) | | "
+            lines.append(f"| `{variant}` | {modules[variant]} | not run yet (ablation_results.json has no entry) | | "
                          + " | ".join("" for _ in short) + " | |")
             continue
         pairs = " | ".join("-" if r["pairs"][p] is None else f"{100 * r['pairs'][p]:.1f}%"
@@ -116,11 +121,19 @@ def figure(results: list[dict], path: Path, cell: int = 26) -> None:
     cv2.imwrite(str(path), canvas)
 
 
+def provenance(results: list[dict]) -> str:
+    """Where and when each variant finished; train times compare only between runs on one machine."""
+    machines: dict[str, list[str]] = {}
+    for r in results:
+        machines.setdefault(f"{r['cpu']}, {r['cores']} cores", []).append(f"`{r['variant']}` {r['finished_utc']} UTC")
+    return "Trained on " + "; ".join(f"{where}: {', '.join(runs)}" for where, runs in machines.items()) + "."
+
+
 def write_doc(results: list[dict]) -> None:
     budget = {**DEMO_SETTINGS, **ABLATION_OVERRIDES}
     body = (f"{MARK_START}\n"
-            f"Produced by `scripts/ablation.py` on {datetime.date.today().isoformat()} "
-            f"({platform.machine()}, 2 cores): ResNet18, T = {budget['model.num_segments']}, "
+            "Produced by `scripts/ablation.py` (every number in `ablation_results.json`): "
+            f"ResNet18, T = {budget['model.num_segments']}, "
             f"{budget['model.input_size']} px, {budget['train.epochs']} epochs of the "
             f"{len(read_list(DATA / 'train.txt'))}-clip training split each, seed {budget['train.seed']}; "
             f"held-out split at {ABLATION_RATE} fps, {results[0]['count']} clips, 1 view, time-grid windows "
@@ -128,7 +141,7 @@ def write_doc(results: list[dict]) -> None:
             "From scratch (no starting model). Pair columns: two-way accuracy within a "
             "mirror/reverse pair - of the test clips of either class, the fraction that score their own "
             "class above the other one (50% = cannot tell them apart).\n\n"
-            f"{table(results)}\n\n"
+            f"{table(results)}\n\n{provenance(results)}\n\n"
             f"![confusion matrices](ablation_confusion.png)\n\n"
             "Rows: true class, columns: predicted class, in label order "
             + ", ".join(f"{i} {c}" for i, c in enumerate(synth.CLASSES)) + f".\n{MARK_END}")
@@ -142,26 +155,26 @@ def write_doc(results: list[dict]) -> None:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=VARIANTS)
-    parser.add_argument("--report-only", action="store_true", help="rewrite the table from runs/ablation/results.json")
+    parser.add_argument("--report-only", action="store_true", help="rewrite the table and figure from docs/ablation_results.json")
     parser.add_argument("--evaluate-only", action="store_true",
                         help="evaluate the trained runs/ablation/<variant>/best.pt again (train times kept)")
     args = parser.parse_args()
     OUT.mkdir(parents=True, exist_ok=True)
-    results_file = OUT / "results.json"
 
     def finished() -> dict[str, dict]:  # re-read each time: variants may run in separate processes
-        return {r["variant"]: r for r in json.loads(results_file.read_text())} if results_file.is_file() else {}
+        return {r["variant"]: r for r in json.loads(RESULTS.read_text())} if RESULTS.is_file() else {}
 
     if not args.report_only:
         ensure_data(held_out=False)
         ensure_data(held_out=True)
         for variant in args.variants:
             if args.evaluate_only:
-                result = evaluate_variant(variant, finished()[variant]["train_seconds"])
+                trained = finished()[variant]
+                result = {**trained, **evaluate_variant(variant, trained["train_seconds"])}
             else:
                 result = run_variant(variant)
             done = {**finished(), variant: result}
-            results_file.write_text(json.dumps([done[v] for v in VARIANTS if v in done], indent=1, allow_nan=False))
+            RESULTS.write_text(json.dumps([done[v] for v in VARIANTS if v in done], indent=1, allow_nan=False))
             print(f"{variant}: test top-1 {100 * result['top1']:.1f}%", flush=True)
     done = finished()
     results = [{**done[v], "pairs": pair_accuracies(done[v])} for v in VARIANTS if v in done]
