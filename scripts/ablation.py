@@ -164,6 +164,10 @@ def main() -> int:
     def finished() -> dict[str, dict]:  # re-read each time: variants may run in separate processes
         return {r["variant"]: r for r in json.loads(RESULTS.read_text())} if RESULTS.is_file() else {}
 
+    untrained = [v for v in args.variants if v not in finished()]
+    if args.evaluate_only and untrained:
+        parser.error(f"--evaluate-only: {', '.join(untrained)} not trained yet ({RESULTS} has no entry); "
+                     "run without --evaluate-only first")
     if not args.report_only:
         ensure_data(held_out=False)
         ensure_data(held_out=True)
