@@ -5,7 +5,7 @@ import argparse
 import json
 
 from cli.options import bounded
-from tdn.bench import bench_model, matmul_peak_tflops, record_choice
+from tdn.bench import bench_model, record_choice
 from tdn.config import SETTINGS, Range
 from tdn.registry import ARCHS, CPU_PRECISIONS, ENGINES
 
@@ -30,7 +30,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="comma-separated engines timed in the same process (default: torch)")
     parser.add_argument("--threads", type=bounded(int, Range(1, 1024)), default=None,
                         help="torch threads (default: torch's choice)")
-    parser.add_argument("--peak", action="store_true", help="also measure the matrix-multiply peak per precision")
+    parser.add_argument("--peak", action="store_true",
+                        help="also time a matrix multiply in every round: the precision's peak, and TDN's share of it")
     parser.add_argument("--record-choice", action="store_true",
                         help="write the measured engine order for this device kind to tdn/engine_choice.yaml "
                              "(what model.engine=auto reads)")
@@ -40,9 +41,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def main(args: argparse.Namespace) -> int:
     precisions = tuple(args.precisions.split(","))
     report = bench_model(args.arch, args.segments, args.size, precisions, args.runs, threads=args.threads,
-                         engines=args.engines)
-    if args.peak:
-        report["matmul_peak_tflops"] = {p: round(matmul_peak_tflops(p), 3) for p in precisions}
+                         engines=args.engines, peak=args.peak)
     if args.record_choice:
         record_choice(report)
     if args.json:
@@ -51,10 +50,19 @@ def main(args: argparse.Namespace) -> int:
     print(f"TDN-{args.arch} T={args.segments} vs TSN ({args.arch}, torchvision) at {args.size}px, batch 1, "
           f"{report['threads']} threads, median of {args.runs} ({report['gflop_per_window']} GFLOP per TDN window):")
     for precision, r in report["results"].items():
-        peak = report.get("matmul_peak_tflops", {}).get(precision)
+        if "matmul_peak_tflops" in r:
+            print(f"  {precision} matrix-multiply peak: {r['matmul_peak_tflops']:.3f} TFLOP/s")
         for engine, e in r["engines"].items():
-            vs = f", {e['vs_tsn_torch']:.2f}x TSN-torch" if "vs_tsn_torch" in e else ""
-            share = f", {100 * e['tflops'] / peak:.0f}% of the matmul peak" if peak else ""
+            vs = ""
+            if "vs_tsn_torch" in e:
+                q = e["vs_tsn_torch_by_round"]
+                vs = (f", {e['vs_tsn_torch']:.2f}x TSN-torch (round by round {q['median']:.2f}x, "
+                      f"quartiles {q['q1']:.2f}-{q['q3']:.2f})")
+            share = ""
+            if "peak_share_by_round" in e:
+                q = e["peak_share_by_round"]
+                share = (f", {100 * e['tflops'] / r['matmul_peak_tflops']:.0f}% of the matmul peak (round by round "
+                         f"{100 * q['median']:.0f}%, quartiles {100 * q['q1']:.0f}-{100 * q['q3']:.0f}%)")
             print(f"  {precision} {engine}: TDN {e['tdn_ms']:.1f} ms, TSN {e['tsn_ms']:.1f} ms, ratio {e['ratio']:.2f}x"
                   f"{vs}; {e['tflops']:.2f} TFLOP/s{share}")
     return 0

@@ -87,13 +87,20 @@ def _time_once(fn) -> float:
     return time.perf_counter() - start
 
 
-def matmul_peak_tflops(precision: str, size: int = 2048, runs: int = 10) -> float:
-    """Measured matrix-multiply throughput (TFLOP/s, median of ``runs``) of square ``size`` matrices in
-    ``precision`` on this CPU: the ceiling a convolution network can approach."""
+PEAK_MATMUL_SIZE = 2048  # square matrices of the matrix-multiply peak
+
+
+def _matmul(precision: str, size: int = PEAK_MATMUL_SIZE):
+    """A call multiplying two random square ``size`` matrices in ``precision`` (``2 * size**3`` FLOP): timed
+    beside the models, its throughput is the ceiling a convolution network can approach on this CPU."""
     a, b = (torch.randn(size, size, dtype=DTYPES[precision]) for _ in range(2))
-    a @ b  # warm-up
-    seconds = statistics.median(_time_once(lambda: a @ b) for _ in range(runs))
-    return 2 * size**3 / seconds / 1e12
+    return lambda: a @ b
+
+
+def _by_round(values: list[float]) -> dict:
+    """Median and quartiles of per-round figures (one value: all three equal)."""
+    q1, _, q3 = statistics.quantiles(values, n=4, method="inclusive") if len(values) > 1 else values * 3
+    return {"median": round(statistics.median(values), 3), "q1": round(q1, 3), "q3": round(q3, 3)}
 
 
 def _onnx_of(module: torch.nn.Module, example: torch.Tensor) -> bytes:
@@ -107,13 +114,19 @@ def _onnx_of(module: torch.nn.Module, example: torch.Tensor) -> bytes:
 
 
 def bench_model(arch: str = "resnet50", num_segments: int = 8, size: int = 224, precisions=CPU_PRECISIONS,
-                runs: int = 20, warmup: int = 3, threads: int | None = None, engines=("torch",)) -> dict:
+                runs: int = 20, warmup: int = 3, threads: int | None = None, engines=("torch",),
+                peak: bool = False) -> dict:
     """Median ms per batch-1 window of TDN and TSN under each engine and precision it runs on the CPU.
 
     ``results[precision]`` has torch's ``tdn_ms``, ``tsn_ms`` and ``ratio``, and per engine
     ``engines[name]``: ``tdn_ms``, ``tsn_ms``, ``ratio`` (TDN / TSN, same engine), ``vs_tsn_torch``
     (TDN under it / TSN under torch) and ``tflops`` (TDN's multiply-adds x 2 / time). All the
-    models of one precision are timed in turn within each round, so machine noise hits them alike.
+    models of one precision are timed in turn within each round, so machine noise hits them alike;
+    on a machine whose speed changes between rounds, the medians of two models can fall in different
+    speeds, so ``vs_tsn_torch_by_round`` also gives the median and quartiles of the ratio taken
+    round by round. With ``peak``, each round also times a square matrix multiply
+    (:data:`PEAK_MATMUL_SIZE`): ``results[precision]["matmul_peak_tflops"]`` is its median, and each
+    engine's ``peak_share_by_round`` TDN's TFLOP/s over that round's multiply.
     """
     if threads:
         torch.set_num_threads(threads)
@@ -144,7 +157,9 @@ def bench_model(arch: str = "resnet50", num_segments: int = 8, size: int = 224, 
                 tsn_run = RUNNERS[engine](tsn_graph, cpu, precision)
                 models[engine, "tdn"] = lambda run=tdn_run: torch.from_numpy(run({"window": window})[0])
                 models[engine, "tsn"] = lambda run=tsn_run: torch.from_numpy(run({"input": frames})[0]).mean(0)
-        times = {key: [] for key in models}
+        if peak:
+            models["matmul", "peak"] = _matmul(precision)
+        times = {key: [] for key in models}  # key -> seconds, one per round
         order = list(models)
         with torch.inference_mode():
             for i in range(warmup + runs):
@@ -154,14 +169,22 @@ def bench_model(arch: str = "resnet50", num_segments: int = 8, size: int = 224, 
                         times[key].append(t)
         ms = {key: statistics.median(v) * 1e3 for key, v in times.items()}
         per_engine = {}
-        for engine in dict.fromkeys(e for e, _ in models):
+        for engine in dict.fromkeys(e for e, _ in models if e != "matmul"):
             tdn_ms, tsn_ms = ms[engine, "tdn"], ms[engine, "tsn"]
             per_engine[engine] = {"tdn_ms": round(tdn_ms, 1), "tsn_ms": round(tsn_ms, 1),
                                   "ratio": round(tdn_ms / tsn_ms, 3), "tflops": round(gflop / tdn_ms, 4)}
             if ("torch", "tsn") in ms:
                 per_engine[engine]["vs_tsn_torch"] = round(tdn_ms / ms["torch", "tsn"], 3)
+                per_engine[engine]["vs_tsn_torch_by_round"] = _by_round(
+                    [a / b for a, b in zip(times[engine, "tdn"], times["torch", "tsn"])])
+            if peak:  # TDN's FLOP/s over the multiply's, round by round: (gflop / tdn) / (matmul_flop / matmul)
+                per_engine[engine]["peak_share_by_round"] = _by_round(
+                    [gflop * 1e9 * m / (2 * PEAK_MATMUL_SIZE**3 * t) for t, m in zip(times[engine, "tdn"],
+                                                                                times["matmul", "peak"])])
         results[precision] = {"engines": per_engine, **{k: per_engine["torch"][k] for k in ("tdn_ms", "tsn_ms", "ratio")
                                                         if "torch" in per_engine}}
+        if peak:
+            results[precision]["matmul_peak_tflops"] = round(2 * PEAK_MATMUL_SIZE**3 / ms["matmul", "peak"] / 1e9, 3)
     return {
         "arch": arch, "num_segments": num_segments, "size": size, "batch": 1, "runs": runs,
         "threads": torch.get_num_threads(), "torch": torch.__version__, "cpu": cpu_name(),
