@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import csv
 import json
 import sys
 from pathlib import Path
@@ -10,7 +11,7 @@ import torch
 
 from cli.options import add_setting_flags, bounded, config_from_args
 from tdn.config import SETTINGS
-from tdn.evaluate import evaluate
+from tdn.evaluate import PREDICTION_COLUMNS, clip_predictions, evaluate
 from tdn.registry import VIEWS
 
 
@@ -21,6 +22,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="test views: temporal clips x crops (default: %(default)s)")
     parser.add_argument("--batch-size", type=bounded(int, SETTINGS["train.batch_size"].range), default=4,
                         help="clips per model call (default: %(default)s)")
+    parser.add_argument("--predictions", type=Path, metavar="FILE.csv",
+                        help="also write one row per clip of the list: true and predicted class, the prediction's "
+                             "probability, whether it is right, or why the clip could not be read")
     parser.add_argument("--json", action="store_true", help="print the results as one JSON object")
 
 
@@ -54,6 +58,8 @@ def main(args: argparse.Namespace) -> int:
     if metrics.count == 0:
         shown = "; ".join(map(str, metrics.skipped[:5])) + ("; ..." if len(metrics.skipped) > 5 else "")
         raise ValueError(f"no clip of {list_path} could be read ({len(metrics.skipped)} tried): {shown}")
+    if args.predictions:
+        write_predictions(args.predictions, clip_predictions(records, metrics))
     if metrics.skipped and args.json:
         print(f"tdn eval: warning: skipped {len(metrics.skipped)} unreadable clip(s): "
               + "; ".join(map(str, metrics.skipped)), file=sys.stderr)
@@ -63,3 +69,12 @@ def main(args: argparse.Namespace) -> int:
     else:
         print(metrics.format())
     return 0
+
+
+def write_predictions(path: Path, rows: list[dict]) -> None:
+    """:func:`tdn.evaluate.clip_predictions`'s rows as CSV (empty cells where a clip could not be read)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=PREDICTION_COLUMNS)
+        writer.writeheader()
+        writer.writerows(rows)

@@ -14,6 +14,7 @@ import torch
 import torch.distributed as dist
 import torch.nn.functional as F
 
+from tdn.data import ClipRecord
 from tdn.labels import label_name
 
 
@@ -28,6 +29,9 @@ class Metrics:
     # int64 (K, K): [i, j] = clips of class i that score class i above class j (a two-way decision)
     outranks: torch.Tensor | None = field(default=None, repr=False)
     skipped: list = field(default_factory=list)  # tdn.data.BadClip: clips that could not be read
+    # per scored clip, in the loader's order: (true class, predicted class, the predicted class's probability);
+    # None when distributed (each process scores a shard, in its sampler's order)
+    outcomes: list[tuple[int, int, float]] | None = field(default=None, repr=False)
 
     @property
     def count(self) -> int:
@@ -108,7 +112,7 @@ def evaluate(model: torch.nn.Module, loader, num_classes: int, *, labels: list[s
     model.eval()
     confusion = torch.zeros(num_classes, num_classes, dtype=torch.int64)
     outranks = torch.zeros(num_classes, num_classes, dtype=torch.int64)
-    top5_correct, loss_sum, skipped = 0, 0.0, []
+    top5_correct, loss_sum, skipped, outcomes = 0, 0.0, [], []
     k = min(5, num_classes)
     batches = loader
     if progress:
@@ -124,10 +128,12 @@ def evaluate(model: torch.nn.Module, loader, num_classes: int, *, labels: list[s
         probs = F.softmax(logits.float(), dim=-1).view(b, v, -1).mean(1).cpu()  # (B*V, K) -> (B, K)
         loss_sum += float(F.nll_loss(probs.clamp_min(1e-8).log(), target, reduction="sum"))
         top5_correct += int((probs.topk(k, dim=1).indices == target[:, None]).any(1).sum())
-        confusion += torch.bincount(target * num_classes + probs.argmax(1),
+        score, predicted = probs.max(1)
+        confusion += torch.bincount(target * num_classes + predicted,
                                     minlength=num_classes**2).view(num_classes, num_classes)
         own = probs.gather(1, target[:, None])  # (B, 1): each clip's score for its true class
         outranks.index_add_(0, target, (own > probs).long())  # (B, K) -> rows of the true classes
+        outcomes += zip(target.tolist(), predicted.tolist(), score.tolist())
     if _is_distributed():
         totals = torch.tensor([top5_correct, loss_sum], dtype=torch.float64)
         dist.all_reduce(confusion)
@@ -138,5 +144,35 @@ def evaluate(model: torch.nn.Module, loader, num_classes: int, *, labels: list[s
         dist.all_gather_object(gathered, skipped)
         skipped = [b for part in gathered for b in part]
     model.train(was_training)
-    return Metrics(confusion, top5_correct, loss_sum, labels, outranks, skipped)
+    return Metrics(confusion, top5_correct, loss_sum, labels, outranks, skipped,
+                   None if _is_distributed() else outcomes)
 
+
+
+PREDICTION_COLUMNS = ("clip", "label", "label_name", "predicted", "predicted_name", "score", "correct", "error")
+
+
+def clip_predictions(records: list[ClipRecord], metrics: Metrics) -> list[dict]:
+    """One row per record of the list that was evaluated (in order, :data:`PREDICTION_COLUMNS`): what the
+    model predicted and with what probability, or, for a clip that could not be read, the error.
+
+    ``metrics`` must come from :func:`evaluate` on a loader over exactly ``records`` in order, in one
+    process: scored clips and skipped ones both come in that order, so they are matched back by walking it."""
+    if metrics.outcomes is None:
+        raise ValueError("per-clip predictions are kept only by a single-process evaluation")
+    if len(metrics.outcomes) + len(metrics.skipped) != len(records):
+        raise ValueError(f"{len(metrics.outcomes)} scored and {len(metrics.skipped)} skipped clips do not make "
+                         f"up the {len(records)} records")
+    outcomes, skipped, rows = iter(metrics.outcomes), list(metrics.skipped), []
+    for record in records:
+        row = {"clip": str(record.path), "label": record.label, "label_name": label_name(metrics.labels, record.label)}
+        if skipped and skipped[0].path == str(record.path):
+            rows.append({**row, "predicted": None, "predicted_name": None, "score": None, "correct": None,
+                         "error": skipped.pop(0).error})
+            continue
+        target, predicted, score = next(outcomes)
+        if target != record.label:
+            raise ValueError(f"evaluation order does not match the records at {record.path}")
+        rows.append({**row, "predicted": predicted, "predicted_name": label_name(metrics.labels, predicted),
+                     "score": round(score, 6), "correct": predicted == target, "error": None})
+    return rows

@@ -3,6 +3,7 @@ result with the right warning; the process lives on, memory stays bounded, no pa
 for a complete one."""
 from __future__ import annotations
 
+import csv
 import json
 import os
 import subprocess
@@ -237,6 +238,30 @@ def test_tdn_eval_skips_bad_clips_by_name_and_counts_only_good_ones(capsys, weig
                        "pipe.mp4": "is a FIFO (named pipe), not a video file",
                        "missing.mp4": f"video file not found: {tmp_path / 'missing.mp4'}"}
     assert "skipped 4 unreadable clip(s)" in captured.err
+
+
+def test_tdn_eval_predictions_keep_every_clip_in_list_order(capsys, weights, tmp_path):
+    for name in ("good.mp4", "good2.mp4"):
+        write_video(tmp_path / name, moving_square_frames(30, width=96, height=72))
+    write_not_a_video(tmp_path / "notes.mp4")
+    (tmp_path / "list.txt").write_text("good.mp4 0\nnotes.mp4 1\ngood2.mp4 2\nmissing.mp4 1\n")
+    code = tdn_main(["eval", "--weights", weights, "--list", str(tmp_path / "list.txt"), "--json", "--batch-size", "2",
+                     "--set", "train.workers=0", "--predictions", str(tmp_path / "predictions.csv")])
+    assert code == 0
+    result = json.loads(capsys.readouterr().out)
+    rows = list(csv.DictReader(open(tmp_path / "predictions.csv")))
+    assert [(Path(r["clip"]).name, r["label"]) for r in rows] == [
+        ("good.mp4", "0"), ("notes.mp4", "1"), ("good2.mp4", "2"), ("missing.mp4", "1")]
+    good, notes, good2, missing = rows
+    assert notes["error"] == "is not a video OpenCV/FFmpeg can open" and notes["predicted"] == notes["score"] == ""
+    assert missing["error"].startswith("video file not found") and missing["correct"] == ""
+    for row in (good, good2):
+        assert row["error"] == "" and 0 < float(row["score"]) <= 1
+        assert row["correct"] == str(row["predicted"] == row["label"])
+    confusion = [[0] * 3 for _ in range(3)]
+    for row in (good, good2):
+        confusion[int(row["label"])][int(row["predicted"])] += 1
+    assert confusion == result["confusion"]
 
 
 def test_tdn_eval_with_no_readable_clip_fails_naming_them(capsys, weights, tmp_path):

@@ -16,6 +16,7 @@ from tdn import synth
 from tdn.api import load_model
 from cli.main import main as tdn_main
 from tdn.config import load_config
+from tdn.data import read_list
 from tdn.train import train
 
 TINY = synth.ClipSpec(width=80, height=64, fps=25, seconds=0.8)  # 20 frames
@@ -67,10 +68,11 @@ def test_resume_continues_exactly(data, trained, tmp_path):
     assert len(list(csv.DictReader(open(tmp_path / "log.csv")))) == 2
 
 
-def test_eval_cli_json(data, trained, capsys):
+def test_eval_cli_json(data, trained, capsys, tmp_path):
     root, lists = data
     code = tdn_main(["eval", "--weights", str(trained.output / "best.pt"), "--list", str(lists["val"]),
-                     "--views", "10x3", "--json", "--set", "train.workers=0"])
+                     "--views", "10x3", "--json", "--set", "train.workers=0",
+                     "--predictions", str(tmp_path / "out" / "predictions.csv")])
     assert code == 0
     result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert result["count"] == 9 and result["views"] == "10x3"
@@ -79,6 +81,16 @@ def test_eval_cli_json(data, trained, capsys):
     assert result["top1"] == pytest.approx(float(confusion.diag().sum()) / 9)
     assert result["top1"] <= result["top5"]
     assert result["labels"] == list(synth.CLASSES)
+    # one row per clip of the list, in its order, adding up to the confusion matrix
+    rows = list(csv.DictReader(open(tmp_path / "out" / "predictions.csv")))
+    listed = read_list(lists["val"], root=lists["val"].parent)  # as tdn eval reads it without --root
+    assert [(r["clip"], int(r["label"])) for r in rows] == [(str(c.path), c.label) for c in listed]
+    from_rows = torch.zeros(9, 9, dtype=torch.int64)
+    for r in rows:
+        from_rows[int(r["label"]), int(r["predicted"])] += 1
+        assert r["correct"] == str(r["label"] == r["predicted"]) and r["error"] == ""
+        assert r["predicted_name"] == synth.CLASSES[int(r["predicted"])] and 1 / 9 <= float(r["score"]) <= 1
+    assert torch.equal(from_rows, confusion)
 
 
 def test_train_cli_rejects_a_missing_list(tmp_path, capsys):
@@ -89,6 +101,7 @@ def test_train_cli_rejects_a_missing_list(tmp_path, capsys):
 WORKER = textwrap.dedent("""
     import sys, torch, torch.distributed as dist
     from tdn.config import load_config
+from tdn.data import read_list
     from tdn.train import train
     overrides = dict(arg.split("=", 1) for arg in sys.argv[2:])
     overrides = {k: (int(v) if v.isdigit() else v) for k, v in overrides.items()}
