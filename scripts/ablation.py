@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import datetime
 import json
+import math
 import os
 import re
 import sys
@@ -71,7 +72,9 @@ def evaluate_variant(variant: str, train_seconds: float) -> dict:
                           segment_step_s=model.meta.segment_step_s)
     loader = torch.utils.data.DataLoader(dataset, batch_size=8, num_workers=1, collate_fn=collate_clips)
     metrics = evaluate(model, loader, model.cfg.num_classes, labels=model.meta.labels)
-    result = {"variant": variant, "train_seconds": train_seconds, **metrics.to_dict()}
+    result = {"variant": variant, "train_seconds": train_seconds, **metrics.to_dict(),
+              # per clip of test.txt, in its order: 1 right, 0 wrong (the paired comparison between variants)
+              "correct": "".join("1" if predicted == target else "0" for target, predicted, _ in metrics.outcomes)}
     if result["count"] != len(records):
         raise ValueError(f"{variant}: only {result['count']} of the {len(records)} clips in {test_list} were "
                          f"scored; the first one skipped: {result['skipped'][0]}")
@@ -96,6 +99,28 @@ def table(results: list[dict]) -> str:
         lines.append(f"| `{r['variant']}` | {modules[r['variant']]} | {100 * r['top1']:.1f}% | "
                      f"{100 * r['mean_class_accuracy']:.1f}% | {pairs} | {r['train_seconds'] / 60:.0f} min |")
     return "\n".join(lines)
+
+
+def mcnemar_p(b: int, c: int) -> float:
+    """Two-sided exact McNemar p-value for ``b`` and ``c`` discordant clips (right under one model only)."""
+    n = b + c
+    return min(1.0, 2 * sum(math.comb(n, i) for i in range(min(b, c) + 1)) / 2**n) if n else 1.0
+
+
+def paired(results: list[dict]) -> str:
+    """``tdn`` against each other variant on the same clips: where only one of the two is right, and the
+    exact McNemar test of that split (empty when ``tdn`` or the per-clip results are missing)."""
+    done = {r["variant"]: r for r in results if "correct" in r}
+    if "tdn" not in done:
+        return ""
+    parts = []
+    for variant in (v for v in VARIANTS if v != "tdn" and v in done):
+        pairs = list(zip(done["tdn"]["correct"], done[variant]["correct"]))
+        only_tdn, only_other = pairs.count(("1", "0")), pairs.count(("0", "1"))
+        parts.append(f"`{variant}`: right where `tdn` is wrong on {only_other} clips, wrong where `tdn` is right on "
+                     f"{only_tdn} (p = {mcnemar_p(only_tdn, only_other):.2g})")
+    return ("Paired, clip by clip on the same held-out clips (exact McNemar test, two-sided): "
+            + "; ".join(parts) + ".")
 
 
 def figure(results: list[dict], path: Path, cell: int = 26) -> None:
@@ -141,7 +166,7 @@ def write_doc(results: list[dict]) -> None:
             "From scratch (no starting model). Pair columns: two-way accuracy within a "
             "mirror/reverse pair - of the test clips of either class, the fraction that score their own "
             "class above the other one (50% = cannot tell them apart).\n\n"
-            f"{table(results)}\n\n{provenance(results)}\n\n"
+            f"{table(results)}\n\n{paired(results)}\n\n{provenance(results)}\n\n"
             f"![confusion matrices](ablation_confusion.png)\n\n"
             "Rows: true class, columns: predicted class, in label order "
             + ", ".join(f"{i} {c}" for i, c in enumerate(synth.CLASSES)) + f".\n{MARK_END}")
