@@ -98,6 +98,7 @@ class EventReader:
     def __init__(self, url: str):
         self.events: list[dict] = []
         self.lock = threading.Lock()
+        self.closing = threading.Event()
         self.response = urllib.request.urlopen(f"{url}/events", timeout=120)
         self.thread = threading.Thread(target=self._read, daemon=True)
         self.thread.start()
@@ -108,13 +109,19 @@ class EventReader:
                 with self.lock:
                     self.events.append(json.loads(line))
         except (OSError, ValueError):
-            pass
+            pass  # the stream ended: the server went away
+        except Exception:
+            # close() pulls the response from under this loop (http.client then fails on its closed file,
+            # e.g. AttributeError): expected while closing, a fault at any other time
+            if not self.closing.is_set():
+                raise
 
     def snapshot(self) -> list[dict]:
         with self.lock:
             return list(self.events)
 
     def close(self):
+        self.closing.set()
         self.response.close()
 
 
