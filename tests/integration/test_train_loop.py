@@ -101,7 +101,6 @@ def test_train_cli_rejects_a_missing_list(tmp_path, capsys):
 WORKER = textwrap.dedent("""
     import sys, torch, torch.distributed as dist
     from tdn.config import load_config
-from tdn.data import read_list
     from tdn.train import train
     overrides = dict(arg.split("=", 1) for arg in sys.argv[2:])
     overrides = {k: (int(v) if v.isdigit() else v) for k, v in overrides.items()}
