@@ -10,6 +10,7 @@ from pathlib import Path
 import torch
 
 from cli.options import add_setting_flags, bounded, config_from_args
+from cli.predict import engine_line
 from tdn.config import SETTINGS
 from tdn.evaluate import PREDICTION_COLUMNS, clip_predictions, evaluate
 from tdn.registry import VIEWS
@@ -39,6 +40,7 @@ def main(args: argparse.Namespace) -> int:
     model = load_model(cfg.model.weights or DEMO_WEIGHTS, num_segments=cfg.model.num_segments,
                        device=cfg.model.device, precision=cfg.model.precision, labels=cfg.model.labels,
                        engine=cfg.model.engine)
+    print(f"tdn eval: {engine_line(model)}", file=sys.stderr, flush=True)
     list_path = Path(cfg.train.val_list)
     root = cfg.train.root or list_path.parent
     records = read_list(list_path, data_format=cfg.train.data_format, root=root)
@@ -65,7 +67,8 @@ def main(args: argparse.Namespace) -> int:
               + "; ".join(map(str, metrics.skipped)), file=sys.stderr)
     if args.json:
         print(json.dumps({"weights": str(cfg.model.weights or DEMO_WEIGHTS), "list": str(list_path),
-                          "views": args.views, **metrics.to_dict()}, allow_nan=False))
+                          "views": args.views, "engine": model.engine, "precision": model.precision,
+                          "engine_choice": model.engine_choice, **metrics.to_dict()}, allow_nan=False))
     else:
         print(metrics.format())
     return 0

@@ -180,6 +180,7 @@ def write_card(results: dict[int, dict], previous: dict[int, dict], latency_ms: 
                          for k, v in DEMO_SETTINGS.items() if not k.endswith(("_list", ".output")))
     size_mb = DEMO_WEIGHTS.stat().st_size / 1e6
     count = next(iter(results.values()))["count"]
+    engine = next(iter(results.values()))["engine"]  # tdn eval's auto engine on this CPU
     lowest = min(results)
     card = f"""# Demo model: TDN-ResNet18, T = 8, synthetic webcam-like motion
 
@@ -225,7 +226,7 @@ Per-epoch log (`runs/demo/log.csv`):
 {log}
 ```
 
-## Held-out accuracy (the shipped file, {count} clips per rate, 1 view, bf16, time-grid windows)
+## Held-out accuracy (the shipped file, {count} clips per rate, 1 view, bf16 under {engine}, time-grid windows)
 Recall per class at each capture rate; the window is what the live scheduler hands the model
 (2 s, T = 8, nearest frames by time, the model's segment step) from the middle of each clip. The starting model's top-1
 is on the same clips and windows.

@@ -271,7 +271,9 @@ def test_tdn_eval_with_no_readable_clip_fails_naming_them(capsys, weights, tmp_p
                      "--set", "train.workers=1"])  # a worker process: its errors must not become a traceback
     captured = capsys.readouterr()
     assert code == 2 and captured.out == ""
-    assert captured.err.startswith(f"tdn eval: error: no clip of {tmp_path / 'list.txt'} could be read (2 tried): ")
+    engine, error = captured.err.split("\n", 1)  # first what runs the model, then the error
+    assert engine.startswith("tdn eval: engine ")
+    assert error.startswith(f"tdn eval: error: no clip of {tmp_path / 'list.txt'} could be read (2 tried): ")
     assert "notes.mp4: is not a video" in captured.err and "missing.mp4: video file not found" in captured.err
     assert "Traceback" not in captured.err
 

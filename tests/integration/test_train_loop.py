@@ -17,6 +17,7 @@ from tdn.api import load_model
 from cli.main import main as tdn_main
 from tdn.config import load_config
 from tdn.data import read_list
+from tdn.registry import ENGINES
 from tdn.train import train
 
 TINY = synth.ClipSpec(width=80, height=64, fps=25, seconds=0.8)  # 20 frames
@@ -74,8 +75,12 @@ def test_eval_cli_json(data, trained, capsys, tmp_path):
                      "--views", "10x3", "--json", "--set", "train.workers=0",
                      "--predictions", str(tmp_path / "out" / "predictions.csv")])
     assert code == 0
-    result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    captured = capsys.readouterr()
+    result = json.loads(captured.out.strip().splitlines()[-1])
     assert result["count"] == 9 and result["views"] == "10x3"
+    # what ran is part of the result: the auto engine depends on the machine (tdn/engine_choice.yaml)
+    assert result["engine"] in ENGINES and result["precision"] in ("fp32", "bf16") and result["engine_choice"]
+    assert f"tdn eval: engine {result['engine']}, {result['precision']} (" in captured.err
     confusion = torch.tensor(result["confusion"])
     assert confusion.shape == (9, 9) and int(confusion.sum()) == 9
     assert result["top1"] == pytest.approx(float(confusion.diag().sum()) / 9)
