@@ -64,7 +64,7 @@ def run_variant(variant: str) -> dict:
 
 def evaluate_variant(variant: str, train_seconds: float) -> dict:
     """The held-out metrics of ``runs/ablation/<variant>/best.pt``; ValueError if a clip cannot be read."""
-    model = load_model(OUT / variant / "best.pt", precision="bf16")
+    model = load_model(OUT / variant / "best.pt", precision="bf16", engine="torch")
     test_list = test_dir(ABLATION_RATE) / "test.txt"
     records = read_list(test_list, root=test_list.parent)
     dataset = ClipDataset(records, num_segments=model.cfg.num_segments, spec=PreprocessSpec.from_meta(model.meta),
@@ -161,7 +161,8 @@ def write_doc(results: list[dict]) -> None:
             f"ResNet18, T = {budget['model.num_segments']}, "
             f"{budget['model.input_size']} px, {budget['train.epochs']} epochs of the "
             f"{len(read_list(DATA / 'train.txt'))}-clip training split each, seed {budget['train.seed']}; "
-            f"held-out split at {ABLATION_RATE} fps, {results[0]['count']} clips, 1 view, time-grid windows "
+            f"held-out split at {ABLATION_RATE} fps, {results[0]['count']} clips, 1 view, bf16 under torch, "
+            "time-grid windows "
             f"with the demo's segment step ({budget['train.segment_step_s']:g} s). "
             "From scratch (no starting model). Pair columns: two-way accuracy within a "
             "mirror/reverse pair - of the test clips of either class, the fraction that score their own "
