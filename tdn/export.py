@@ -35,6 +35,10 @@ ONNX_OPSET = 17
 # model while the model panel loads another) fail, so they take turns. An eager forward meanwhile sees
 # torch.onnx.is_in_onnx_export() and takes the export forms of tdn.model: the same values, slower.
 _EXPORT_LOCK = threading.Lock()
+# Tracing makes the model's shape checks constants of the graph, as intended (T and S are fixed per export),
+# and the tracer warns at each. Ignored for this package's modules process-wide: the catch_warnings() around
+# an export is not enough where another thread (the app's) restores the warning filters while it runs.
+warnings.filterwarnings("ignore", category=torch.jit.TracerWarning, module=r"tdn\.")
 
 
 def example_input(model: TDN, batch: int = 1, seed: int = 0) -> torch.Tensor:
