@@ -37,6 +37,9 @@ def main(args: argparse.Namespace) -> int:
     cfg = config_from_args(args)
     if cfg.train.val_list is None:
         raise ValueError("no list to evaluate: pass --list FILE (or set train.val_list)")
+    if args.predictions is not None and args.predictions.is_dir():  # said now, not after the whole evaluation
+        raise ValueError(f"--predictions {args.predictions} is a directory; give a file name such as "
+                         f"{args.predictions / 'predictions.csv'}")
     model = load_model(cfg.model.weights or DEMO_WEIGHTS, num_segments=cfg.model.num_segments,
                        device=cfg.model.device, precision=cfg.model.precision, labels=cfg.model.labels,
                        engine=cfg.model.engine)
@@ -60,8 +63,6 @@ def main(args: argparse.Namespace) -> int:
     if metrics.count == 0:
         shown = "; ".join(map(str, metrics.skipped[:5])) + ("; ..." if len(metrics.skipped) > 5 else "")
         raise ValueError(f"no clip of {list_path} could be read ({len(metrics.skipped)} tried): {shown}")
-    if args.predictions:
-        write_predictions(args.predictions, clip_predictions(records, metrics))
     if metrics.skipped and args.json:
         print(f"tdn eval: warning: skipped {len(metrics.skipped)} unreadable clip(s): "
               + "; ".join(map(str, metrics.skipped)), file=sys.stderr)
@@ -71,6 +72,8 @@ def main(args: argparse.Namespace) -> int:
                           "engine_choice": model.engine_choice, **metrics.to_dict()}, allow_nan=False))
     else:
         print(metrics.format())
+    if args.predictions:  # after the results are out: a file that cannot be written loses nothing else
+        write_predictions(args.predictions, clip_predictions(records, metrics))
     return 0
 
 

@@ -264,6 +264,15 @@ def test_tdn_eval_predictions_keep_every_clip_in_list_order(capsys, weights, tmp
     assert confusion == result["confusion"]
 
 
+def test_tdn_eval_refuses_a_directory_for_predictions_before_evaluating(capsys, weights, tmp_path):
+    (tmp_path / "list.txt").write_text("missing.mp4 0\n")
+    code = tdn_main(["eval", "--weights", weights, "--list", str(tmp_path / "list.txt"),
+                     "--predictions", str(tmp_path)])
+    captured = capsys.readouterr()
+    assert code == 2 and captured.out == ""
+    assert captured.err.startswith(f"tdn eval: error: --predictions {tmp_path} is a directory; give a file name")
+
+
 def test_tdn_eval_with_no_readable_clip_fails_naming_them(capsys, weights, tmp_path):
     write_not_a_video(tmp_path / "notes.mp4")
     (tmp_path / "list.txt").write_text("notes.mp4 1\nmissing.mp4 0\n")
