@@ -5,7 +5,8 @@
 ``precision``, ``device``, ``engine``), so :func:`tdn.load_model`'s callers (the streaming
 engine, ``tdn predict``, ``tdn eval``, the app) run any engine unchanged. Each graph of
 :data:`tdn.export.ONNX_PARTS` is exported (float32, in memory) and compiled the first time it is
-called: ``tdn predict`` compiles only the whole model, the streaming engine only its two halves.
+called (OpenVINO: the first time for each input shape, up to a bound): ``tdn predict`` compiles only
+the whole model, the streaming engine only its two halves.
 
 The engines differ only in the object that runs a graph (:data:`RUNNERS`): ONNX Runtime on the
 CPU, OpenVINO on the CPU (fp32 or bf16), TensorRT on CUDA through ONNX Runtime's TensorRT
@@ -32,7 +33,7 @@ import torch
 import yaml
 from torch import nn
 
-from tdn.export import ONNX_PARTS, onnx_bytes
+from tdn.export import ONNX_PARTS, onnx_bytes, onnx_example
 from tdn.model import TDN
 from tdn.registry import ENGINE_PACKAGES, ENGINES
 
@@ -51,6 +52,10 @@ SUPPORTED: dict[str, dict[str, tuple[str, ...]]] = {
 # an engine is chosen over torch only if measured at least this much faster: less is within the noise of
 # medians on a shared machine, and not worth an export and a compilation at every load
 MIN_GAIN = 0.10
+
+# input shapes an OpenVINO graph is compiled for, each (~2 s and the weights again for TDN-R50), before
+# further shapes share one graph for any batch size (see _OpenVinoRunner)
+OPENVINO_STATIC_SHAPES = 4
 
 Runner = Callable[[dict[str, np.ndarray]], list[np.ndarray]]  # named inputs -> outputs in the graph's order
 
@@ -173,29 +178,55 @@ def _keeping_signal_stack():
 
 
 class _OpenVinoRunner:
-    """A graph compiled by OpenVINO for the CPU; every call into OpenVINO, freeing included (on
-    whichever thread drops the runner), keeps the calling thread's signal stack (:func:`_keeping_signal_stack`)."""
+    """A graph compiled by OpenVINO for the CPU, once per input shape: the CPU plugin (2026.4) fuses
+    chains of element-wise operations into JIT kernels only where shapes are static, 11-14 % of
+    TDN-R50's window (BENCHMARKS.md). After :data:`OPENVINO_STATIC_SHAPES` shapes, further ones share a
+    graph compiled for any batch size, so a workload of changing batch sizes compiles a bounded number
+    of graphs and never evicts one. Calls are serialised (one infer request per graph); every call into
+    OpenVINO, freeing included (on whichever thread drops the runner), keeps the calling thread's
+    signal stack (:func:`_keeping_signal_stack`)."""
 
     def __init__(self, onnx: bytes, device: torch.device, precision: str):
-        import openvino
+        self._onnx = onnx
+        self._config = {"INFERENCE_PRECISION_HINT": {"bf16": "bf16", "fp32": "f32"}[precision],
+                        "INFERENCE_NUM_THREADS": torch.get_num_threads(), "PERFORMANCE_HINT": "LATENCY"}
+        self._graphs: dict[tuple | None, tuple] = {}  # input shapes (None: any batch) -> (compiled, request, outputs)
+        self._lock = threading.Lock()
 
-        config = {"INFERENCE_PRECISION_HINT": {"bf16": "bf16", "fp32": "f32"}[precision],
-                  "INFERENCE_NUM_THREADS": torch.get_num_threads(), "PERFORMANCE_HINT": "LATENCY"}
-        with _keeping_signal_stack():
+    @property
+    def compiled_shapes(self) -> list[tuple | None]:
+        """The input shapes compiled for, in order (``None``: the graph for any batch size)."""
+        with self._lock:
+            return list(self._graphs)
+
+    def _graph(self, shapes: tuple) -> tuple:
+        if shapes in self._graphs:
+            return self._graphs[shapes]
+        static = len(self._graphs) - (None in self._graphs) < OPENVINO_STATIC_SHAPES
+        key = shapes if static else None
+        if key not in self._graphs:
+            import openvino
+
             core = openvino.Core()
-            self._compiled = core.compile_model(core.read_model(onnx), "CPU", config)
-            self._request = self._compiled.create_infer_request()
-            self._outputs = list(self._compiled.outputs)
-            del core
+            model = core.read_model(self._onnx)
+            if static:
+                model.reshape({name: list(shape) for name, shape in shapes})
+            compiled = core.compile_model(model, "CPU", self._config)
+            self._graphs[key] = (compiled, compiled.create_infer_request(), list(compiled.outputs))
+            log.info("compiled an OpenVINO graph for %s", "inputs " + ", ".join(f"{n} {s}" for n, s in shapes)
+                     if static else "any batch size")
+        return self._graphs[key]
 
     def __call__(self, inputs: dict[str, np.ndarray]) -> list[np.ndarray]:
-        with _keeping_signal_stack():
-            results = self._request.infer(inputs)
-            return [np.array(results[output]) for output in self._outputs]  # copies: the request reuses its buffers
+        shapes = tuple(sorted((name, tuple(array.shape)) for name, array in inputs.items()))
+        with self._lock, _keeping_signal_stack():
+            _, request, outputs = self._graph(shapes)
+            results = request.infer(inputs)
+            return [np.array(results[output]) for output in outputs]  # copies: the request reuses its buffers
 
     def __del__(self):
         with _keeping_signal_stack():
-            self.__dict__.clear()  # OpenVINO frees the model, and its signal stack, here
+            self.__dict__.clear()  # OpenVINO frees the models, and its signal stack, here
 
 
 RUNNERS: dict[str, Callable[[bytes, torch.device, str], Runner]] = {
@@ -219,6 +250,7 @@ class EngineModel(nn.Module):
         self._graphs: dict[str, bytes] = {}
         self._model = [model]  # a list keeps it out of this module's children (it is not run here)
         self._runners: dict[str, Runner] = {}
+        self._ran: set[str] = set()  # parts run at least once: compiled (for one input shape at least)
         self._lock = threading.Lock()
         self.eval()
 
@@ -232,25 +264,30 @@ class EngineModel(nn.Module):
         with self._lock:
             if part not in self._runners:
                 self._runners[part] = RUNNERS[self.engine](self.onnx(part), self.device, self.precision)
-                log.info("compiled the %s graph with %s (%s)", part, self.engine, self.precision)
             return self._runners[part]
 
     @property
     def compiled_parts(self) -> set[str]:
-        """The graphs compiled so far (:data:`tdn.export.ONNX_PARTS` names)."""
+        """The graphs compiled and run so far (:data:`tdn.export.ONNX_PARTS` names)."""
         with self._lock:
-            return set(self._runners)
+            return set(self._ran)
 
     def compile_graphs(self, parts=("segments", "temporal", "model")) -> None:
-        """Export and compile ``parts`` now rather than on their first use (a few seconds each); by
-        default the live path's two halves first, then the whole model that clip views run."""
+        """Export and compile ``parts`` now rather than on their first use (a few seconds each), by
+        running each on one window's worth of input (a graph compiled per input shape, as OpenVINO's is,
+        is then ready for that batch); by default the live path's two halves first, then the whole
+        model that clip views run."""
         for part in parts:
-            self._runner(part)
+            self._run(part, onnx_example(self._model[0], part, batch=1))
 
     def _run(self, part: str, x: torch.Tensor) -> list[torch.Tensor]:
         runner = self._runner(part)
         array = x.detach().to("cpu", torch.float32).contiguous().numpy()
         outputs = runner({ONNX_PARTS[part][0][0]: array})
+        with self._lock:
+            if part not in self._ran:
+                self._ran.add(part)
+                log.info("compiled the %s graph with %s (%s)", part, self.engine, self.precision)
         return [torch.from_numpy(np.ascontiguousarray(o)) for o in outputs]
 
     def _check(self, shape: tuple[int, ...], expected: tuple[int, ...], what: str) -> None:

@@ -49,6 +49,23 @@ def test_fp32_engine_equals_torch(engine, weights):
         assert relative_error(model.forward_temporal(features.unflatten(0, (3, 8))), expected) <= TOLERANCE
 
 
+@pytest.mark.skipif("openvino" not in CPU_ENGINES, reason="openvino not installed")
+def test_openvino_compiles_a_graph_per_input_shape_up_to_a_bound(weights):
+    """Static shapes are what OpenVINO fuses best; past the bound one graph for any batch size serves the
+    other shapes, and a shape seen before is never compiled again."""
+    reference = load_model(weights, precision="fp32")
+    runner = engines.RUNNERS["openvino"](load_model(weights, precision="fp32", engine="openvino").onnx("model"),
+                                         torch.device("cpu"), "fp32")
+    bound = engines.OPENVINO_STATIC_SHAPES
+    for n in [*range(1, bound + 3), 1, bound + 1, bound]:
+        x = _windows(n, seed=n)
+        [got] = runner({"window": x.numpy()})
+        with torch.no_grad():
+            assert relative_error(torch.from_numpy(got), reference(x)) <= TOLERANCE, f"batch {n}"
+    static = [(("window", (n, 8, 5, 3, 64, 64)),) for n in range(1, bound + 1)]
+    assert runner.compiled_shapes == [*static, None]
+
+
 @pytest.mark.skipif(importlib.util.find_spec("openvino") is None, reason="openvino not installed")
 def test_openvino_bf16_agrees_with_fp32_on_top1(official_fixture):  # noqa: F811
     """As the torch bf16 path does (tests/unit/test_model.py): >= 99% top-1 agreement with torch fp32."""
