@@ -54,7 +54,9 @@ class ModelHost:
         self.config = config
         self.service = service if service is not None else RecognitionService(config)
         # an ONNX engine compiles its graphs now, beside the page loading, not on the first window
-        threading.Thread(target=_compile_engine, args=(self.service.model,), name="compile engine", daemon=True).start()
+        self._compiler = threading.Thread(target=_compile_engine, args=(self.service.model,), name="compile engine",
+                                          daemon=True)
+        self._compiler.start()
         self.generation = 0
         self._reload_lock = threading.Lock()
         self._admit_lock = threading.Lock()
@@ -134,8 +136,13 @@ class ModelHost:
                 log.exception("closing idle streams failed")
 
     def close(self) -> None:
+        """Stop reaping and close the service, after the background compile: OpenVINO aborts the
+        process ("terminate called without an active exception") if it exits while a graph compiles."""
         self._stopping.set()
         self._reaper.join(10.0)
+        if self._compiler.is_alive():
+            log.info("waiting for the %s graphs to finish compiling", self.service.model.engine)
+        self._compiler.join()
         self.service.close()
 
 

@@ -90,15 +90,21 @@ def launch(config: Config, *, auth: tuple[str, str] | None = None, prevent_threa
     """Load the model, build the UI and serve it on ``app.host:app.port``; with ``auth``, login
     attempts go through ``login_throttle`` (a fresh :class:`~app.login.LoginThrottle` by default);
     ``cluster_url``: a cluster front end whose cameras the Cameras tab lists."""
-    host = host if host is not None else ModelHost(config)
-    demo = build_ui(host, config, cluster_url=cluster_url)
-    demo.queue(default_concurrency_limit=4)
-    throttle = login_throttle if login_throttle is not None else LoginThrottle()
-    middleware = [Middleware(LoginRateLimit, throttle=throttle)] if auth else []
-    demo.launch(server_name=config.app.host, server_port=config.app.port, auth=auth,
-                auth_message=login_page_message(APP_TITLE, throttle.base_delay_s),
-                max_file_size=f"{config.app.max_upload_mb}mb", prevent_thread_lock=prevent_thread_lock,
-                show_error=True, quiet=quiet, app_kwargs={"middleware": middleware}, css=APP_CSS)
+    own_host = host is None
+    host = ModelHost(config) if own_host else host
+    try:
+        demo = build_ui(host, config, cluster_url=cluster_url)
+        demo.queue(default_concurrency_limit=4)
+        throttle = login_throttle if login_throttle is not None else LoginThrottle()
+        middleware = [Middleware(LoginRateLimit, throttle=throttle)] if auth else []
+        demo.launch(server_name=config.app.host, server_port=config.app.port, auth=auth,
+                    auth_message=login_page_message(APP_TITLE, throttle.base_delay_s),
+                    max_file_size=f"{config.app.max_upload_mb}mb", prevent_thread_lock=prevent_thread_lock,
+                    show_error=True, quiet=quiet, app_kwargs={"middleware": middleware}, css=APP_CSS)
+    except BaseException:  # Ctrl-C or a port in use while starting: the host's compile must end first
+        if own_host:
+            host.close()
+        raise
     if not prevent_thread_lock:
         host.close()
     return demo, host

@@ -2,6 +2,7 @@
 after the model panel replaces the service."""
 from __future__ import annotations
 
+import dataclasses
 import time
 
 import numpy as np
@@ -98,6 +99,15 @@ def test_reloading_the_model_swaps_the_service_and_sessions_reattach(host, tmp_p
     with pytest.raises(FileNotFoundError):
         host.reload({"weights": str(tmp_path / "missing.pt")}, {})
     assert host.service is current and host.generation == 1  # a failed load keeps the running model
+
+
+@pytest.mark.skipif(not engine_installed("openvino"), reason="needs the openvino extra")
+def test_closing_the_app_at_once_waits_for_its_background_compile(host):
+    """Ctrl-C right after start: OpenVINO aborts the process if it exits while a graph compiles."""
+    config = dataclasses.replace(host.config, model=dataclasses.replace(host.config.model, engine="openvino"))
+    started = ModelHost(config)
+    started.close()
+    assert started.service.model.compiled_parts == set(ONNX_PARTS)
 
 
 @pytest.mark.skipif(not engine_installed("openvino"), reason="needs the openvino extra")
