@@ -13,6 +13,7 @@ from cli.options import add_setting_flags, bounded, config_from_args
 from cli.predict import engine_line
 from tdn.config import SETTINGS
 from tdn.evaluate import PREDICTION_COLUMNS, clip_predictions, evaluate
+from tdn.files import write_atomically
 from tdn.registry import VIEWS
 
 
@@ -79,8 +80,10 @@ def main(args: argparse.Namespace) -> int:
 
 def write_predictions(path: Path, rows: list[dict]) -> None:
     """:func:`tdn.evaluate.clip_predictions`'s rows as CSV (empty cells where a clip could not be read)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=PREDICTION_COLUMNS)
-        writer.writeheader()
-        writer.writerows(rows)
+    def write(partial: Path) -> None:
+        with open(partial, "w", newline="") as f:
+            writer = csv.DictWriter(f, fieldnames=PREDICTION_COLUMNS)
+            writer.writeheader()
+            writer.writerows(rows)
+
+    write_atomically(path, write)

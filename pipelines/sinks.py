@@ -19,6 +19,7 @@ import cv2
 
 from pipelines.events import Event, PredictionEvent
 from pipelines.overlay import annotate
+from tdn.files import partial_path
 from tdn.video import DEFAULT_FPS, open_writer
 
 
@@ -63,11 +64,6 @@ class EventPrinter:
 
 
 FOURCC = "mp4v"
-
-
-def partial_path(path: Path) -> Path:
-    """Where ``path`` is written until it is complete (same folder and extension, hidden)."""
-    return path.with_name(f".{path.stem}.partial{path.suffix}")
 
 
 def check_video_path(path: Path) -> None:

@@ -23,6 +23,7 @@ from typing import Any, Mapping
 import torch
 
 from tdn.config import ModelConfig, Range, TrainConfig
+from tdn.files import write_atomically
 from tdn.meta import ModelMeta
 from tdn.model import ARCHS, TDN, TDNConfig
 
@@ -235,11 +236,9 @@ def save_model(path: str | Path, model: TDN, meta: ModelMeta | None = None, *, h
     state = {k: (v.half() if half and v.is_floating_point() else v).detach().cpu().clone()
              for k, v in model.state_dict().items()}
     meta = meta if meta is not None else model.meta
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    torch.save({"format": FORMAT, "version": VERSION, "config": model.cfg.to_dict(), "meta": meta.to_dict(),
-                "state_dict": state}, path)
-    return path
+    checkpoint = {"format": FORMAT, "version": VERSION, "config": model.cfg.to_dict(), "meta": meta.to_dict(),
+                  "state_dict": state}
+    return write_atomically(path, lambda partial: torch.save(checkpoint, partial))  # an interrupted save keeps the old file
 
 
 _LAYERS = Range(1, 64)  # blocks per stage (ResNet-152 has 36)

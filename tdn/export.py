@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import io
 import json
-import os
 import threading
 import warnings
 from pathlib import Path
@@ -26,6 +25,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from tdn.files import write_atomically
 from tdn.model import TDN
 
 META_FILE = "meta.json"
@@ -64,7 +64,7 @@ def export_torchscript(model: TDN, path: str | Path) -> Path:
         warnings.simplefilter("ignore", FutureWarning)
         traced = torch.jit.trace(model, example_input(model, batch=2), check_trace=False)
         meta = {**_model_meta(model), "precision": model.precision}
-        _write_atomically(path, lambda partial: torch.jit.save(
+        write_atomically(path, lambda partial: torch.jit.save(
             traced, str(partial), _extra_files={META_FILE: json.dumps(meta, allow_nan=False)}))
     return path
 
@@ -82,17 +82,6 @@ def _output_path(path: str | Path, example: str) -> Path:
         raise ValueError(f"export output {path} is a directory; give a file name such as {path / example}")
     path.parent.mkdir(parents=True, exist_ok=True)
     return path
-
-
-def _write_atomically(path: Path, write) -> None:
-    """``write(partial)`` to a hidden ``.NAME.partial`` file, then rename it to ``path``: ``path``
-    never holds a partial file."""
-    partial = path.with_name(f".{path.name}.partial")
-    try:
-        write(partial)
-        os.replace(partial, path)
-    finally:
-        partial.unlink(missing_ok=True)
 
 
 def load_torchscript(path: str | Path) -> tuple[torch.jit.ScriptModule, dict]:
@@ -204,7 +193,7 @@ def export_onnx(model: TDN, path: str | Path, part: str = "model") -> Path:
     """Write :func:`onnx_bytes` to ``path`` (atomically, as :func:`export_torchscript`)."""
     path = _output_path(path, "model.onnx")
     data = onnx_bytes(model, part)
-    _write_atomically(path, lambda partial: partial.write_bytes(data))
+    write_atomically(path, lambda partial: partial.write_bytes(data))
     return path
 
 

@@ -35,6 +35,7 @@ from tdn.meta import IMAGENET_MEAN, IMAGENET_STD, ModelMeta
 from tdn.config import Config
 from tdn.data import ClipDataset, clip_seconds_of, collate_clips, parse_flip_swap, read_list
 from tdn.evaluate import Metrics, evaluate
+from tdn.files import write_atomically
 from tdn.labels import load_labels
 from tdn.model import TDN, create_model
 from tdn.transforms import PreprocessSpec
@@ -242,9 +243,10 @@ def train(cfg: Config, *, progress: bool = True, stop_after: int | None = None) 
             if score > best_top1:
                 best_top1, best = score, metrics
                 save_model(out / "best.pt", model)
-            torch.save({"format": STATE_FORMAT, "epoch": epoch, "best_top1": best_top1,
-                        "model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                        "scheduler": scheduler.state_dict(), "scaler": scaler.state_dict()}, out / "last.pt")
+            state = {"format": STATE_FORMAT, "epoch": epoch, "best_top1": best_top1, "model": model.state_dict(),
+                     "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
+                     "scaler": scaler.state_dict()}
+            write_atomically(out / "last.pt", lambda partial: torch.save(state, partial))
             row = [epoch + 1, f"{scheduler.get_last_lr()[0]:.6f}", f"{loss_sum / max(seen, 1):.4f}",
                    f"{correct / max(seen, 1):.4f}"]
             row += ([f"{metrics.loss:.4f}", f"{metrics.top1:.4f}", f"{metrics.top5:.4f}",

@@ -59,6 +59,27 @@ def test_project_format_round_trip(tmp_path):
         load_model(path, labels=["only", "two"])
 
 
+def test_an_interrupted_save_keeps_the_previous_checkpoint(tmp_path, monkeypatch):
+    """Ctrl-C or a full disk while a checkpoint is written (best.pt each epoch): the last good file stays,
+    and no partial file is left, under its name or beside it."""
+    model = create_model("resnet18", num_segments=4, num_classes=3, variant="tdn")
+    path = save_model(tmp_path / "best.pt", model, ModelMeta(labels=["a", "b", "c"]))
+    before = path.read_bytes()
+
+    def interrupted(obj, f):
+        with open(f, "wb") as out:
+            out.write(before[: len(before) // 2])
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(torch, "save", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        save_model(path, model)
+    assert path.read_bytes() == before
+    assert [p.name for p in tmp_path.iterdir()] == ["best.pt"]
+    monkeypatch.undo()
+    assert load_model(path).meta.labels == ["a", "b", "c"]
+
+
 def test_folded_model_cannot_be_saved(tmp_path):
     model = load_model(None, arch="resnet18", num_segments=4, num_classes=3)
     with pytest.raises(ValueError, match="folded"):
