@@ -28,6 +28,7 @@ import yaml
 
 from tdn.api import load_model
 from tdn.engines import CHOICE_TABLE, RUNNERS, SUPPORTED, device_kind
+from tdn.files import write_atomically
 from tdn.export import ONNX_OPSET, onnx_bytes
 from tdn.inference import DTYPES, fold_batchnorm
 from tdn.info import count_macs
@@ -72,8 +73,7 @@ def emit_record(record: dict, out: str | None = None) -> None:
     text = json.dumps(record, indent=1, allow_nan=False)
     print(text)
     if out:
-        Path(out).parent.mkdir(parents=True, exist_ok=True)
-        Path(out).write_text(text + "\n")
+        write_atomically(out, lambda partial: partial.write_text(text + "\n"))
 
 
 def _torchvision_tsn(arch: str) -> torch.nn.Module:
@@ -204,4 +204,5 @@ def record_choice(report: dict, path: Path = CHOICE_TABLE) -> None:
         ranked = sorted(result["engines"].items(), key=lambda item: item[1]["tdn_ms"])
         row[precision] = {"ms": {engine: r["tdn_ms"] for engine, r in ranked}, "source": source}
     header = "".join(line + "\n" for line in path.read_text().splitlines() if line.startswith("#"))
-    path.write_text(header + yaml.safe_dump(table, sort_keys=False))  # keeps each row fastest first
+    text = header + yaml.safe_dump(table, sort_keys=False)  # keeps each row fastest first
+    write_atomically(path, lambda partial: partial.write_text(text))  # engine "auto" reads it at every load
