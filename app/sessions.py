@@ -141,7 +141,7 @@ class ModelHost:
         self._stopping.set()
         self._reaper.join(10.0)
         if self._compiler.is_alive():
-            log.info("waiting for the %s graphs to finish compiling", self.service.model.engine)
+            log.warning("waiting for the %s graphs to finish compiling before closing", self.service.model.engine)
         self._compiler.join()
         self.service.close()
 
