@@ -25,6 +25,7 @@ import numpy as np
 from app.inputs import default_camera_name
 from pipelines.service import RecognitionService
 from tdn.config import Config
+from tdn.engines import keep_compiling
 
 log = logging.getLogger(__name__)
 
@@ -53,10 +54,6 @@ class ModelHost:
     def __init__(self, config: Config, service: RecognitionService | None = None):
         self.config = config
         self.service = service if service is not None else RecognitionService(config)
-        # an ONNX engine compiles its graphs now, beside the page loading, not on the first window
-        self._compiler = threading.Thread(target=_compile_engine, args=(self.service.model,), name="compile engine",
-                                          daemon=True)
-        self._compiler.start()
         self.generation = 0
         self._reload_lock = threading.Lock()
         self._admit_lock = threading.Lock()
@@ -64,6 +61,8 @@ class ModelHost:
         self._stopping = threading.Event()
         self._reaper = threading.Thread(target=self._reap_until_closed, name="idle stream reaper", daemon=True)
         self._reaper.start()
+        self._compiler = threading.Thread(target=self._compile_until_closed, name="compile engine", daemon=True)
+        self._compiler.start()
 
     def reload(self, model_overrides: dict, pipeline_overrides: dict) -> RecognitionService:
         """Build a service with ``model``/``pipeline`` settings replaced, then retire the old one.
@@ -134,6 +133,12 @@ class ModelHost:
                 self.close_idle()
             except Exception:  # keep reaping; the failure is in the log
                 log.exception("closing idle streams failed")
+
+    def _compile_until_closed(self) -> None:
+        """Compile an ONNX engine's graphs now, beside the page loading, not on the first window; then
+        graphs of their own for the batch sizes the streams bring (:func:`tdn.engines.keep_compiling`)."""
+        _compile_engine(self.service.model)
+        keep_compiling(lambda: self.service.model, self._stopping)
 
     def close(self) -> None:
         """Stop reaping and close the service, after the background compile: OpenVINO aborts the

@@ -180,17 +180,23 @@ def _keeping_signal_stack():
 class _OpenVinoRunner:
     """A graph compiled by OpenVINO for the CPU, once per input shape: the CPU plugin (2026.4) fuses
     chains of element-wise operations into JIT kernels only where shapes are static, 11-14 % of
-    TDN-R50's window (BENCHMARKS.md). After :data:`OPENVINO_STATIC_SHAPES` shapes, further ones share a
-    graph compiled for any batch size, so a workload of changing batch sizes compiles a bounded number
-    of graphs and never evicts one. Calls are serialised (one infer request per graph); every call into
-    OpenVINO, freeing included (on whichever thread drops the runner), keeps the calling thread's
-    signal stack (:func:`_keeping_signal_stack`)."""
+    TDN-R50's window (BENCHMARKS.md). At most :data:`OPENVINO_STATIC_SHAPES` shapes get a graph of
+    their own; the rest share one compiled for any batch size, so a workload of changing batch sizes
+    compiles a bounded number of graphs and never evicts one.
+
+    A new shape's graph is compiled by the call that brings it, unless the any-batch graph exists
+    (:meth:`compile_any_batch`): then that graph serves the shape at once and the shape waits in
+    :attr:`wanted` until :meth:`compile_wanted` (the app's compile thread) compiles it, so a live
+    service never stalls on a compilation. Calls are serialised (one infer request per graph); every
+    call into OpenVINO, freeing included (on whichever thread drops the runner), keeps the calling
+    thread's signal stack (:func:`_keeping_signal_stack`)."""
 
     def __init__(self, onnx: bytes, device: torch.device, precision: str):
         self._onnx = onnx
         self._config = {"INFERENCE_PRECISION_HINT": {"bf16": "bf16", "fp32": "f32"}[precision],
                         "INFERENCE_NUM_THREADS": torch.get_num_threads(), "PERFORMANCE_HINT": "LATENCY"}
         self._graphs: dict[tuple | None, tuple] = {}  # input shapes (None: any batch) -> (compiled, request, outputs)
+        self._wanted: list[tuple] = []  # shapes served by the any-batch graph until compile_wanted
         self._lock = threading.Lock()
 
     @property
@@ -199,30 +205,70 @@ class _OpenVinoRunner:
         with self._lock:
             return list(self._graphs)
 
+    @property
+    def wanted(self) -> list[tuple]:
+        """Shapes waiting for a graph of their own (served by the any-batch graph meanwhile)."""
+        with self._lock:
+            return list(self._wanted)
+
+    def _compile(self, shapes: tuple | None) -> tuple:
+        """(compiled, request, outputs) for ``shapes`` (None: any batch size); touches no state."""
+        import openvino
+
+        with _keeping_signal_stack():
+            core = openvino.Core()
+            model = core.read_model(self._onnx)
+            if shapes is not None:
+                model.reshape({name: list(shape) for name, shape in shapes})
+            compiled = core.compile_model(model, "CPU", self._config)
+            graph = (compiled, compiled.create_infer_request(), list(compiled.outputs))
+        log.info("compiled an OpenVINO graph for %s", "any batch size" if shapes is None
+                 else "inputs " + ", ".join(f"{name} {shape}" for name, shape in shapes))
+        return graph
+
+    def _slots_left(self) -> int:
+        return OPENVINO_STATIC_SHAPES - (len(self._graphs) - (None in self._graphs)) - len(self._wanted)
+
     def _graph(self, shapes: tuple) -> tuple:
         if shapes in self._graphs:
             return self._graphs[shapes]
-        static = len(self._graphs) - (None in self._graphs) < OPENVINO_STATIC_SHAPES
-        key = shapes if static else None
-        if key not in self._graphs:
-            import openvino
-
-            core = openvino.Core()
-            model = core.read_model(self._onnx)
-            if static:
-                model.reshape({name: list(shape) for name, shape in shapes})
-            compiled = core.compile_model(model, "CPU", self._config)
-            self._graphs[key] = (compiled, compiled.create_infer_request(), list(compiled.outputs))
-            log.info("compiled an OpenVINO graph for %s", "inputs " + ", ".join(f"{n} {s}" for n, s in shapes)
-                     if static else "any batch size")
+        if None in self._graphs:  # serve it now; with a slot left, compile_wanted gives it its own graph
+            if shapes not in self._wanted and self._slots_left() > 0:
+                self._wanted.append(shapes)
+            return self._graphs[None]
+        key = shapes if self._slots_left() > 0 else None
+        self._graphs[key] = self._compile(key)
         return self._graphs[key]
+
+    def compile_any_batch(self) -> None:
+        """Compile the graph for any batch size now, so that new shapes are served without waiting."""
+        with self._lock:
+            if None not in self._graphs:
+                self._graphs[None] = self._compile(None)
+
+    def compile_wanted(self) -> int:
+        """Compile a graph of its own for each shape in :attr:`wanted` (calls go on meanwhile, on the
+        any-batch graph); returns how many were compiled."""
+        with self._lock:
+            wanted = list(self._wanted)
+        for shapes in wanted:
+            try:
+                graph = self._compile(shapes)
+            except Exception:  # not retried: the any-batch graph goes on serving the shape
+                log.exception("compiling an OpenVINO graph for %s failed; the graph for any batch size serves it", shapes)
+                graph = None
+            with self._lock:
+                self._graphs[shapes] = graph if graph is not None else self._graphs[None]
+                self._wanted = [w for w in self._wanted if w != shapes]
+        return len(wanted)
 
     def __call__(self, inputs: dict[str, np.ndarray]) -> list[np.ndarray]:
         shapes = tuple(sorted((name, tuple(array.shape)) for name, array in inputs.items()))
-        with self._lock, _keeping_signal_stack():
+        with self._lock:
             _, request, outputs = self._graph(shapes)
-            results = request.infer(inputs)
-            return [np.array(results[output]) for output in outputs]  # copies: the request reuses its buffers
+            with _keeping_signal_stack():
+                results = request.infer(inputs)
+                return [np.array(results[output]) for output in outputs]  # copies: the request reuses its buffers
 
     def __del__(self):
         with _keeping_signal_stack():
@@ -273,12 +319,23 @@ class EngineModel(nn.Module):
             return set(self._ran)
 
     def compile_graphs(self, parts=("segments", "temporal", "model")) -> None:
-        """Export and compile ``parts`` now rather than on their first use (a few seconds each), by
-        running each on one window's worth of input (a graph compiled per input shape, as OpenVINO's is,
-        is then ready for that batch); by default the live path's two halves first, then the whole
-        model that clip views run."""
+        """Export and compile ``parts`` now rather than on their first use (a few seconds each): each is
+        run on one window's worth of input, and where the runner compiles per input shape (OpenVINO)
+        its graph for any batch size is compiled too, so that no later batch size waits for a
+        compilation (:meth:`compile_wanted` gives them graphs of their own); by default the live
+        path's two halves first, then the whole model that clip views run."""
         for part in parts:
             self._run(part, onnx_example(self._model[0], part, batch=1))
+            compile_any_batch = getattr(self._runner(part), "compile_any_batch", None)
+            if compile_any_batch is not None:
+                compile_any_batch()
+
+    def compile_wanted(self) -> int:
+        """Compile graphs of their own for the batch sizes that came since :meth:`compile_graphs` (served
+        meanwhile by the any-batch graph); returns how many (0 for runners that do not compile per shape)."""
+        with self._lock:
+            runners = list(self._runners.values())
+        return sum(getattr(runner, "compile_wanted", lambda: 0)() for runner in runners)
 
     def _run(self, part: str, x: torch.Tensor) -> list[torch.Tensor]:
         runner = self._runner(part)
@@ -318,3 +375,17 @@ class EngineModel(nn.Module):
         if features.shape[1] != self.cfg.num_segments:
             raise ValueError(f"this model was built for T={self.cfg.num_segments} segments, got {features.shape[1]}")
         return self._run("temporal", features)[0]
+
+
+def keep_compiling(current_model: Callable[[], nn.Module], stop: threading.Event, interval_s: float = 1.0) -> None:
+    """Until ``stop`` is set, every ``interval_s``: graphs of their own for the batch sizes that the model
+    (``current_model()``, if an :class:`EngineModel`) served from its any-batch graph; the body of a
+    background thread beside a live service (the app's, the streaming benchmark's)."""
+    while not stop.wait(interval_s):
+        model = current_model()
+        if not isinstance(model, EngineModel):
+            continue
+        try:
+            model.compile_wanted()
+        except Exception:  # the any-batch graph keeps serving; the failure is in the log
+            log.exception("compiling %s graphs for new batch sizes failed", model.engine)

@@ -66,6 +66,29 @@ def test_openvino_compiles_a_graph_per_input_shape_up_to_a_bound(weights):
     assert runner.compiled_shapes == [*static, None]
 
 
+@pytest.mark.skipif("openvino" not in CPU_ENGINES, reason="openvino not installed")
+def test_openvino_serves_a_new_shape_from_the_any_batch_graph_until_its_own_is_compiled(weights):
+    """How the app's live path avoids stalls: once the any-batch graph exists, a new batch size runs on it at
+    once, and gets a graph of its own only when compile_wanted runs (the app's compile thread)."""
+    reference = load_model(weights, precision="fp32")
+    runner = engines.RUNNERS["openvino"](load_model(weights, precision="fp32", engine="openvino").onnx("model"),
+                                         torch.device("cpu"), "fp32")
+    shape = lambda n: (("window", (n, 8, 5, 3, 64, 64)),)  # noqa: E731
+    one, two = _windows(1, seed=1), _windows(2, seed=2)
+    runner({"window": one.numpy()})
+    runner.compile_any_batch()
+    assert runner.compiled_shapes == [shape(1), None]
+    with torch.no_grad():
+        for _ in range(2):  # served by the any-batch graph, asked for once
+            [got] = runner({"window": two.numpy()})
+            assert relative_error(torch.from_numpy(got), reference(two)) <= TOLERANCE
+        assert runner.compiled_shapes == [shape(1), None] and runner.wanted == [shape(2)]
+        assert runner.compile_wanted() == 1 and runner.compile_wanted() == 0
+        assert runner.compiled_shapes == [shape(1), None, shape(2)] and runner.wanted == []
+        [got] = runner({"window": two.numpy()})
+        assert relative_error(torch.from_numpy(got), reference(two)) <= TOLERANCE
+
+
 @pytest.mark.skipif(importlib.util.find_spec("openvino") is None, reason="openvino not installed")
 def test_openvino_bf16_agrees_with_fp32_on_top1(official_fixture):  # noqa: F811
     """As the torch bf16 path does (tests/unit/test_model.py): >= 99% top-1 agreement with torch fp32."""
