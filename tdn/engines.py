@@ -33,7 +33,7 @@ import torch
 import yaml
 from torch import nn
 
-from tdn.export import ONNX_PARTS, onnx_bytes, onnx_example
+from tdn.export import ONNX_PARTS, example_input, onnx_bytes
 from tdn.model import TDN
 from tdn.registry import ENGINE_PACKAGES, ENGINES
 
@@ -248,19 +248,22 @@ class _OpenVinoRunner:
 
     def compile_wanted(self) -> int:
         """Compile a graph of its own for each shape in :attr:`wanted` (calls go on meanwhile, on the
-        any-batch graph); returns how many were compiled."""
+        any-batch graph); returns how many were compiled. A shape that fails to compile is not retried:
+        the any-batch graph is entered as its graph."""
         with self._lock:
             wanted = list(self._wanted)
+        compiled = 0
         for shapes in wanted:
             try:
                 graph = self._compile(shapes)
-            except Exception:  # not retried: the any-batch graph goes on serving the shape
+                compiled += 1
+            except Exception:
                 log.exception("compiling an OpenVINO graph for %s failed; the graph for any batch size serves it", shapes)
                 graph = None
             with self._lock:
                 self._graphs[shapes] = graph if graph is not None else self._graphs[None]
                 self._wanted = [w for w in self._wanted if w != shapes]
-        return len(wanted)
+        return compiled
 
     def __call__(self, inputs: dict[str, np.ndarray]) -> list[np.ndarray]:
         shapes = tuple(sorted((name, tuple(array.shape)) for name, array in inputs.items()))
@@ -324,8 +327,13 @@ class EngineModel(nn.Module):
         its graph for any batch size is compiled too, so that no later batch size waits for a
         compilation (:meth:`compile_wanted` gives them graphs of their own); by default the live
         path's two halves first, then the whole model that clip views run."""
+        window = example_input(self._model[0])  # (1, T, L, 3, S, S)
+        segments = window.flatten(0, 1)  # -> (T, L, 3, S, S)
         for part in parts:
-            self._run(part, onnx_example(self._model[0], part, batch=1))
+            if part == "temporal":  # the features of this engine's own segments graph, (1, T, C, h, w)
+                self._run(part, self.forward_segments(segments).unflatten(0, window.shape[:2]))
+            else:
+                self._run(part, window if part == "model" else segments)
             compile_any_batch = getattr(self._runner(part), "compile_any_batch", None)
             if compile_any_batch is not None:
                 compile_any_batch()
