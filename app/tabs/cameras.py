@@ -44,8 +44,9 @@ def _tile(camera: Camera, service: RecognitionService, stats: dict[str, StatsEve
     return image, latest, views.label_title(latest, threshold), views.stream_summary(now, latest, threshold)
 
 
-def build(host: ModelHost, config: Config, page: PageControls, *, cluster_url: str | None = None) -> None:
-    """With ``cluster_url``, the tab also lists the cameras of that cluster's front end."""
+def build(host: ModelHost, config: Config, page: PageControls, *, cluster_url: str | None = None) -> list[gr.Button]:
+    """The Cameras tab, with ``cluster_url`` also listing the cameras of that cluster's front end;
+    returns its buttons that need the tab's session (disabled until it is open)."""
     app_cfg = config.app
 
     def on_add(text: str, name: str, session: BrowserSession | None):
@@ -136,8 +137,8 @@ def build(host: ModelHost, config: Config, page: PageControls, *, cluster_url: s
                                 scale=4, elem_id="camera-source")
             name = gr.Textbox(label="Name (optional)", placeholder="default: host and path", max_length=60,
                               scale=2, elem_id="camera-name")
-            add = gr.Button("Add camera", scale=1, elem_id="add-camera")
-            demo = gr.Button("▶ Demo stream", scale=1, elem_id="demo-stream")
+            add = gr.Button("Add camera", scale=1, interactive=False, elem_id="add-camera")
+            demo = gr.Button("▶ Demo stream", scale=1, interactive=False, elem_id="demo-stream")
         message = gr.Markdown(elem_id="camera-message")
         slot_outputs, remove_buttons, toggle_buttons = [], [], []
         with gr.Row():
@@ -168,3 +169,4 @@ def build(host: ModelHost, config: Config, page: PageControls, *, cluster_url: s
     demo.click(on_demo, page.session, message)
     refresh.tick(slots, [page.session, page.threshold, page.heatmap, page.opacity], slot_outputs,
                  show_progress="hidden", concurrency_limit=None)
+    return [add, demo]

@@ -101,7 +101,8 @@ class _TabWebcam:
     panel_shows: tuple[float | None, float] | None = None  # (prediction time, threshold) the label panel shows
 
 
-def build(host: ModelHost, config: Config, page: PageControls) -> None:
+def build(host: ModelHost, config: Config, page: PageControls) -> list[gr.Button]:
+    """The Webcam tab; returns its buttons that need the tab's session (disabled until it is open)."""
     app_cfg = config.app
     peers = WebcamPeers(ice_servers(app_cfg))
     tabs: weakref.WeakKeyDictionary[BrowserSession, _TabWebcam] = weakref.WeakKeyDictionary()
@@ -203,7 +204,7 @@ def build(host: ModelHost, config: Config, page: PageControls) -> None:
                     + ("The preview is mirrored like a selfie; " if app_cfg.mirror_preview else "")
                     + "the model sees frames as the camera captured them (the annotated view).")
         with gr.Row():
-            start = gr.Button("Start webcam", variant="primary", elem_id="webcam-start")
+            start = gr.Button("Start webcam", variant="primary", interactive=False, elem_id="webcam-start")
             stop = gr.Button("Stop", elem_id="webcam-stop")
         with gr.Row():
             gr.HTML(f'<video autoplay muted playsinline style="width: 100%; max-height: {VIEW_HEIGHT}px; '
@@ -224,3 +225,4 @@ def build(host: ModelHost, config: Config, page: PageControls) -> None:
     stop.click(on_stop, page.session, [annotated, labels, info], show_progress="hidden")
     refresh.tick(on_tick, [page.session, page.threshold, page.heatmap, page.opacity], [annotated, labels, info],
                  show_progress="hidden", concurrency_limit=None)
+    return [start]

@@ -9,6 +9,7 @@ import json
 import queue
 import re
 import statistics
+import threading
 import time
 from collections import Counter
 from pathlib import Path
@@ -75,8 +76,13 @@ def wait_until(condition, timeout_s: float = 60.0, what: str = "condition") -> N
 
 
 def start(page) -> None:
+    """Click Start and wait until the stream is live; fails with the tab's note if it says why not."""
     page.locator("#webcam-start").click()
-    page.locator("#webcam-info").get_by_text("live").first.wait_for()
+    info = page.locator("#webcam-info")
+    deadline = time.monotonic() + 60
+    while not any(word in (text := info.inner_text()) for word in ("live", "⚠️")) and time.monotonic() < deadline:
+        time.sleep(0.2)  # polling interval; the outcome does not depend on it
+    assert "live" in text, f"the webcam did not go live; the tab says: {text!r}"
 
 
 def candidate_types(sdp: str) -> set[str]:
@@ -148,6 +154,31 @@ def test_stop_clears_the_view_and_frees_the_slot_and_a_closed_tab_frees_it_too(c
 
         start(page)  # and it starts again; then the tab goes away without Stop
         assert len(webcam_streams(host)) == 1
+    wait_until(lambda: not webcam_streams(host), timeout_s=120, what="the closed tab's webcam to be reclaimed")
+
+
+def test_start_clicked_while_the_tab_opens_its_session_waits_for_it(camera_25fps, app_server, monkeypatch):
+    """Start stays disabled until the page's load event has opened the tab's session, so an early
+    click (a busy server at start-up) is not answered with "still loading" but starts the webcam."""
+    from app import ui
+
+    opening = threading.Event()
+
+    class SlowToOpen(ui.BrowserSession):
+        def __init__(self, *args, **kwargs):
+            opening.set()
+            time.sleep(3.0)  # the load event's reply is late; the page is already shown
+            super().__init__(*args, **kwargs)
+
+    monkeypatch.setattr(ui, "BrowserSession", SlowToOpen)
+    url, host = app_server
+    with open_page(camera_25fps, url) as page:
+        assert opening.wait(10), "the page's load event did not reach the server"
+        assert page.locator("#webcam-start").is_disabled()
+        start(page)  # Playwright's click waits for the button to be enabled
+        assert len(webcam_streams(host)) == 1
+        page.get_by_role("tab", name="Cameras").click()  # its buttons were enabled by the same event
+        assert page.locator("#add-camera").is_enabled() and page.locator("#demo-stream").is_enabled()
     wait_until(lambda: not webcam_streams(host), timeout_s=120, what="the closed tab's webcam to be reclaimed")
 
 
