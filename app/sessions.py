@@ -25,26 +25,12 @@ import numpy as np
 from app.inputs import default_camera_name
 from pipelines.service import RecognitionService
 from tdn.config import Config
-from tdn.engines import keep_compiling
 
 log = logging.getLogger(__name__)
 
 
 class StreamLimitError(ValueError):
     """A stream was refused: the server runs as many live streams (or webcams) as it may."""
-
-
-def _compile_engine(model, *, log_errors: bool = True) -> None:
-    """Compile every graph of a model run by an ONNX engine (nothing for torch); a failure is logged,
-    or with ``log_errors=False`` raised as a ValueError that names the engine."""
-    if getattr(model, "engine", "torch") == "torch":
-        return
-    try:
-        model.compile_graphs()
-    except Exception as exc:
-        if not log_errors:
-            raise ValueError(f"the {model.engine} engine could not compile this model: {exc}") from exc
-        log.exception("compiling the %s graphs failed; they will be compiled (and fail) on first use", model.engine)
 
 
 class ModelHost:
@@ -54,6 +40,7 @@ class ModelHost:
     def __init__(self, config: Config, service: RecognitionService | None = None):
         self.config = config
         self.service = service if service is not None else RecognitionService(config)
+        self.service.compile_ahead()  # beside the page loading, not on the first window
         self.generation = 0
         self._reload_lock = threading.Lock()
         self._admit_lock = threading.Lock()
@@ -61,8 +48,6 @@ class ModelHost:
         self._stopping = threading.Event()
         self._reaper = threading.Thread(target=self._reap_until_closed, name="idle stream reaper", daemon=True)
         self._reaper.start()
-        self._compiler = threading.Thread(target=self._compile_until_closed, name="compile engine", daemon=True)
-        self._compiler.start()
 
     def reload(self, model_overrides: dict, pipeline_overrides: dict) -> RecognitionService:
         """Build a service with ``model``/``pipeline`` settings replaced, then retire the old one.
@@ -75,7 +60,7 @@ class ModelHost:
             )
             new = RecognitionService(config)
             try:
-                _compile_engine(new.model, log_errors=False)  # a graph the engine cannot compile is this load's error
+                new.compile_ahead(wait=True)  # a graph the engine cannot compile is this load's error
             except ValueError:
                 new.close()
                 raise
@@ -134,20 +119,10 @@ class ModelHost:
             except Exception:  # keep reaping; the failure is in the log
                 log.exception("closing idle streams failed")
 
-    def _compile_until_closed(self) -> None:
-        """Compile an ONNX engine's graphs now, beside the page loading, not on the first window; then
-        graphs of their own for the batch sizes the streams bring (:func:`tdn.engines.keep_compiling`)."""
-        _compile_engine(self.service.model)
-        keep_compiling(lambda: self.service.model, self._stopping)
-
     def close(self) -> None:
-        """Stop reaping and close the service, after the background compile: OpenVINO aborts the
-        process ("terminate called without an active exception") if it exits while a graph compiles."""
+        """Stop reaping and close the service (which waits for a compile under way)."""
         self._stopping.set()
         self._reaper.join(10.0)
-        if self._compiler.is_alive():
-            log.warning("waiting for the %s graphs to finish compiling before closing", self.service.model.engine)
-        self._compiler.join()
         self.service.close()
 
 

@@ -32,7 +32,6 @@ from pipelines.events import PredictionEvent  # noqa: E402
 from pipelines.service import RecognitionService  # noqa: E402
 from tdn.bench import emit_record, machine, rss_mb, utc_now  # noqa: E402
 from tdn.config import load_config, parse_override  # noqa: E402
-from tdn.engines import keep_compiling  # noqa: E402
 from tdn.synth import CLASSES, FULL_PACE, ClipSpec, render_clip  # noqa: E402
 from tdn.video import write_video  # noqa: E402
 
@@ -142,20 +141,14 @@ def main(argv: list[str] | None = None) -> int:
                 "load_avg_before": os.getloadavg(),
                 "runs": [],
             }
-            stop_compiling = threading.Event()
-            compiler = threading.Thread(target=keep_compiling, args=(lambda: model, stop_compiling), daemon=True)
-            if model.engine != "torch":  # as the app does: the graphs ahead, then new batch sizes in the background
+            if model.engine != "torch":  # as live services do: the graphs ahead, then new batch sizes in the background
                 started = time.perf_counter()
-                model.compile_graphs()
+                service.compile_ahead(wait=True, clips=False)
                 record["compile_s"] = round(time.perf_counter() - started, 1)
-                compiler.start()
             for n in args.streams:
                 result = run(service, clip, n, args.seconds)
                 record["runs"].append(result)
                 print(json.dumps({k: v for k, v in result.items() if k != "per_stream"}, allow_nan=False), flush=True)
-            stop_compiling.set()
-            if compiler.is_alive():
-                compiler.join()
             record["load_avg_after"] = os.getloadavg()
     emit_record(record, args.out)
     return 0

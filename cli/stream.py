@@ -74,6 +74,9 @@ def main(args: argparse.Namespace) -> int:
     kinds = {"prediction", "label_change", "status", "error"} | ({"stats"} if args.stats else set())
     with RecognitionService(config) as service:
         print(f"tdn stream: {engine_line(service.model)}", file=sys.stderr, flush=True)
+        if service.model.engine != "torch":  # compiled before a file's frames start to play, not on its first windows
+            print(f"tdn stream: compiling the {service.model.engine} graphs", file=sys.stderr, flush=True)
+            service.compile_ahead(wait=True, clips=False)
         service.subscribe(on_event, kinds=kinds)
         started = []
         for i, spec in enumerate(args.source):

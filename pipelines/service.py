@@ -52,6 +52,7 @@ _POLL_S = 0.5  # how long a window thread waits for a new frame before checking 
 _LIBC = ctypes.CDLL(ctypes.util.find_library("c"))
 
 
+COMPILE_INTERVAL_S = 1.0  # how often compile_ahead's thread looks for batch sizes without a graph of their own
 TRIM_EVERY_S = 60.0  # the stats thread also hands freed heap memory back this often
 
 
@@ -124,6 +125,7 @@ class RecognitionService:
         self._listeners: list[tuple[Listener, frozenset[str]]] = []
         self._lock = threading.Lock()
         self._closing = threading.Event()
+        self._compiler: threading.Thread | None = None
         self.engine.start()
         self._stats_thread = threading.Thread(target=self._publish_stats, name="stats", daemon=True)
         self._stats_thread.start()
@@ -394,9 +396,52 @@ class RecognitionService:
                     return False
         return self.engine.wait_idle(None if deadline is None else max(0.0, deadline - time.monotonic()))
 
+    # -- ONNX engines' graphs ---------------------------------------------------------------
+    def compile_ahead(self, *, wait: bool = False, clips: bool = True) -> None:
+        """For a model run by an ONNX engine (nothing for torch): compile its graphs now rather than
+        on the first windows (:meth:`tdn.engines.EngineModel.compile_graphs`; the whole-model graph
+        that clips run only with ``clips``), then, every
+        ``COMPILE_INTERVAL_S`` until :meth:`close`, graphs of their own for the batch sizes that the
+        streams bring, so the live path never waits for a compilation. With ``wait`` the first step
+        runs before this returns and a graph the engine cannot compile raises a ValueError naming the
+        engine; else it runs in the background too and a failure is logged (and repeats on first use)."""
+        if getattr(self.model, "engine", "torch") == "torch" or self._compiler is not None:
+            return
+        parts = ("segments", "temporal", "model") if clips else ("segments", "temporal")
+        if wait:
+            self._compile_graphs(parts, raise_errors=True)
+        self._compiler = threading.Thread(target=self._keep_compiling, args=(() if wait else parts,),
+                                          name="compile engine", daemon=True)
+        self._compiler.start()
+
+    def _compile_graphs(self, parts: tuple[str, ...], raise_errors: bool) -> None:
+        try:
+            self.model.compile_graphs(parts)
+        except Exception as exc:
+            if raise_errors:
+                raise ValueError(f"the {self.model.engine} engine could not compile this model: {exc}") from exc
+            log.exception("compiling the %s graphs failed; they will be compiled (and fail) on first use",
+                          self.model.engine)
+
+    def _keep_compiling(self, parts_first: tuple[str, ...]) -> None:
+        if parts_first:
+            self._compile_graphs(parts_first, raise_errors=False)
+        while not self._closing.wait(COMPILE_INTERVAL_S):
+            try:
+                self.model.compile_wanted()
+            except Exception:  # the any-batch graph keeps serving; the failure is in the log
+                log.exception("compiling %s graphs for new batch sizes failed", self.model.engine)
+
     def close(self) -> None:
+        """Remove every stream and stop the engine; first, a background compile must end (OpenVINO
+        aborts the process, "terminate called without an active exception", if it exits mid-compile)."""
         self._closing.set()
         self._stats_thread.join(10.0)
+        if self._compiler is not None:
+            self._compiler.join(1.0)  # between compilations it ends at once
+            if self._compiler.is_alive():
+                log.warning("waiting for the %s graphs to finish compiling before closing", self.model.engine)
+                self._compiler.join()
         for sid in self.streams():
             self.remove_source(sid)
         self.engine.stop()

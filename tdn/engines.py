@@ -383,17 +383,3 @@ class EngineModel(nn.Module):
         if features.shape[1] != self.cfg.num_segments:
             raise ValueError(f"this model was built for T={self.cfg.num_segments} segments, got {features.shape[1]}")
         return self._run("temporal", features)[0]
-
-
-def keep_compiling(current_model: Callable[[], nn.Module], stop: threading.Event, interval_s: float = 1.0) -> None:
-    """Until ``stop`` is set, every ``interval_s``: graphs of their own for the batch sizes that the model
-    (``current_model()``, if an :class:`EngineModel`) served from its any-batch graph; the body of a
-    background thread beside a live service (the app's, the streaming benchmark's)."""
-    while not stop.wait(interval_s):
-        model = current_model()
-        if not isinstance(model, EngineModel):
-            continue
-        try:
-            model.compile_wanted()
-        except Exception:  # the any-batch graph keeps serving; the failure is in the log
-            log.exception("compiling %s graphs for new batch sizes failed", model.engine)

@@ -53,6 +53,7 @@ class CameraCell:
         self.service = RecognitionService(config)
         p, t = config.pipeline, self.service.model.cfg.num_segments
         self.demand_per_camera = t / p.window_seconds  # windows/s one live camera asks for (one per segment step)
+        self.service.compile_ahead(wait=True, clips=False)  # an ONNX engine's compile time is not engine work to calibrate
         self._calibrate()
         self.service.subscribe(self._record)
 

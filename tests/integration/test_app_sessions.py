@@ -11,7 +11,6 @@ import torch
 
 from app.sessions import BrowserSession, ModelHost
 from loopback import free_port
-from tdn.api import load_model
 from tdn.checkpoint import save_model
 from tdn.meta import ModelMeta
 from tdn.config import load_config
@@ -100,34 +99,6 @@ def test_reloading_the_model_swaps_the_service_and_sessions_reattach(host, tmp_p
     with pytest.raises(FileNotFoundError):
         host.reload({"weights": str(tmp_path / "missing.pt")}, {})
     assert host.service is current and host.generation == 1  # a failed load keeps the running model
-
-
-@pytest.mark.skipif(not engine_installed("openvino"), reason="needs the openvino extra")
-def test_a_new_batch_size_is_served_at_once_and_compiled_in_the_background(host):
-    """Two streams' windows in one batch: no wait for a compilation on the live path; the app's compile
-    thread then gives that batch size a graph of its own."""
-    config = dataclasses.replace(host.config, model=dataclasses.replace(host.config.model, engine="openvino"))
-    started = ModelHost(config)
-    try:
-        model = started.service.model
-        deadline = time.monotonic() + 120
-        while model.compiled_parts != set(ONNX_PARTS) and time.monotonic() < deadline:
-            time.sleep(0.2)
-        temporal = model._runner("temporal")
-        assert None in temporal.compiled_shapes  # the any-batch graph, compiled with the others
-        segments = torch.randn(2 * 4, 5, 3, 64, 64, generator=torch.Generator().manual_seed(0))
-        features = model.forward_segments(segments).unflatten(0, (2, 4))  # (2*T, ...) -> (2, T, C, h, w)
-        with torch.no_grad():
-            reference = load_model(config.model.weights, precision="fp32").forward_temporal(features)
-        assert torch.allclose(model.forward_temporal(features), reference, atol=1e-4)
-        batch_of_two = (("features", tuple(features.shape)),)
-        deadline = time.monotonic() + 60
-        while batch_of_two not in temporal.compiled_shapes and time.monotonic() < deadline:
-            time.sleep(0.2)
-        assert batch_of_two in temporal.compiled_shapes and temporal.wanted == []
-        assert torch.allclose(model.forward_temporal(features), reference, atol=1e-4)
-    finally:
-        started.close()
 
 
 @pytest.mark.skipif(not engine_installed("openvino"), reason="needs the openvino extra")
