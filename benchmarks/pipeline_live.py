@@ -29,7 +29,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from pipelines.events import PredictionEvent  # noqa: E402
-from pipelines.service import RecognitionService  # noqa: E402
+from pipelines.service import LIVE_PARTS, RecognitionService  # noqa: E402
 from tdn.bench import emit_record, machine, rss_mb, utc_now  # noqa: E402
 from tdn.config import load_config, parse_override  # noqa: E402
 from tdn.synth import CLASSES, FULL_PACE, ClipSpec, render_clip  # noqa: E402
@@ -143,7 +143,7 @@ def main(argv: list[str] | None = None) -> int:
             }
             if model.engine != "torch":  # as live services do: the graphs ahead, then new batch sizes in the background
                 started = time.perf_counter()
-                service.compile_ahead(wait=True, clips=False)
+                service.compile_ahead(wait=True, parts=LIVE_PARTS)
                 record["compile_s"] = round(time.perf_counter() - started, 1)
             for n in args.streams:
                 result = run(service, clip, n, args.seconds)

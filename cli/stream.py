@@ -51,7 +51,7 @@ def _video_paths(path: str, count: int) -> list[Path]:
 
 def main(args: argparse.Namespace) -> int:
     from pipelines.events import StatusEvent
-    from pipelines.service import RecognitionService
+    from pipelines.service import LIVE_PARTS, RecognitionService
     from pipelines.sinks import AnnotatedVideoWriter, EventPrinter, check_video_path
     from pipelines.sources import describe_source
     from pipelines.types import SourceError, SourceStatus
@@ -76,7 +76,7 @@ def main(args: argparse.Namespace) -> int:
         print(f"tdn stream: {engine_line(service.model)}", file=sys.stderr, flush=True)
         if service.model.engine != "torch":  # compiled before a file's frames start to play, not on its first windows
             print(f"tdn stream: compiling the {service.model.engine} graphs", file=sys.stderr, flush=True)
-            service.compile_ahead(wait=True, clips=False)
+            service.compile_ahead(wait=True, parts=LIVE_PARTS)
         service.subscribe(on_event, kinds=kinds)
         started = []
         for i, spec in enumerate(args.source):

@@ -52,6 +52,8 @@ _POLL_S = 0.5  # how long a window thread waits for a new frame before checking 
 _LIBC = ctypes.CDLL(ctypes.util.find_library("c"))
 
 
+LIVE_PARTS = ("segments", "temporal")  # the graphs streams run (tdn.export.ONNX_PARTS names)
+CLIP_PARTS = ("model",)  # the graph clip views run
 COMPILE_INTERVAL_S = 1.0  # how often compile_ahead's thread looks for batch sizes without a graph of their own
 TRIM_EVERY_S = 60.0  # the stats thread also hands freed heap memory back this often
 
@@ -397,17 +399,15 @@ class RecognitionService:
         return self.engine.wait_idle(None if deadline is None else max(0.0, deadline - time.monotonic()))
 
     # -- ONNX engines' graphs ---------------------------------------------------------------
-    def compile_ahead(self, *, wait: bool = False, clips: bool = True) -> None:
-        """For a model run by an ONNX engine (nothing for torch): compile its graphs now rather than
-        on the first windows (:meth:`tdn.engines.EngineModel.compile_graphs`; the whole-model graph
-        that clips run only with ``clips``), then, every
+    def compile_ahead(self, *, wait: bool = False, parts: tuple[str, ...] = LIVE_PARTS + CLIP_PARTS) -> None:
+        """For a model run by an ONNX engine (nothing for torch): compile its graphs for ``parts`` now
+        rather than on their first use (:meth:`tdn.engines.EngineModel.compile_graphs`), then, every
         ``COMPILE_INTERVAL_S`` until :meth:`close`, graphs of their own for the batch sizes that the
         streams bring, so the live path never waits for a compilation. With ``wait`` the first step
         runs before this returns and a graph the engine cannot compile raises a ValueError naming the
         engine; else it runs in the background too and a failure is logged (and repeats on first use)."""
         if getattr(self.model, "engine", "torch") == "torch" or self._compiler is not None:
             return
-        parts = ("segments", "temporal", "model") if clips else ("segments", "temporal")
         if wait:
             self._compile_graphs(parts, raise_errors=True)
         self._compiler = threading.Thread(target=self._keep_compiling, args=(() if wait else parts,),

@@ -151,10 +151,11 @@ class ClipScorer:
     def __init__(self, config: Config):
         import torch
 
-        from pipelines.service import RecognitionService
+        from pipelines.service import CLIP_PARTS, RecognitionService
 
         torch.set_num_threads(config.cluster.torch_threads)
         self.service = RecognitionService(config)  # no streams: its engine and model for clips
+        self.service.compile_ahead(parts=CLIP_PARTS)  # so a batch of uploads of a new size does not wait for one
         self.score_batch = serve.batch(max_batch_size=config.cluster.predict_batch,
                                        batch_wait_timeout_s=config.cluster.predict_wait_ms / 1000)(self._score_batch)
 
