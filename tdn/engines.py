@@ -186,8 +186,8 @@ class _OpenVinoRunner:
 
     A new shape's graph is compiled by the call that brings it, unless the any-batch graph exists
     (:meth:`compile_any_batch`): then that graph serves the shape at once and the shape waits in
-    :attr:`wanted` until :meth:`compile_wanted` (the app's compile thread) compiles it, so a live
-    service never stalls on a compilation. Calls are serialised (one infer request per graph); every
+    :attr:`wanted` until :meth:`compile_wanted` (a service's compile thread,
+    ``RecognitionService.compile_ahead``) compiles it, so a live service never stalls on a compilation. Calls are serialised (one infer request per graph); every
     call into OpenVINO, freeing included (on whichever thread drops the runner), keeps the calling
     thread's signal stack (:func:`_keeping_signal_stack`)."""
 
@@ -197,13 +197,14 @@ class _OpenVinoRunner:
                         "INFERENCE_NUM_THREADS": torch.get_num_threads(), "PERFORMANCE_HINT": "LATENCY"}
         self._graphs: dict[tuple | None, tuple] = {}  # input shapes (None: any batch) -> (compiled, request, outputs)
         self._wanted: list[tuple] = []  # shapes served by the any-batch graph until compile_wanted
+        self._failed: set[tuple] = set()  # shapes whose own graph failed to compile: the any-batch graph serves them
         self._lock = threading.Lock()
 
     @property
     def compiled_shapes(self) -> list[tuple | None]:
         """The input shapes compiled for, in order (``None``: the graph for any batch size)."""
         with self._lock:
-            return list(self._graphs)
+            return [shapes for shapes in self._graphs if shapes not in self._failed]
 
     @property
     def wanted(self) -> list[tuple]:
@@ -249,7 +250,7 @@ class _OpenVinoRunner:
     def compile_wanted(self) -> int:
         """Compile a graph of its own for each shape in :attr:`wanted` (calls go on meanwhile, on the
         any-batch graph); returns how many were compiled. A shape that fails to compile is not retried:
-        the any-batch graph is entered as its graph."""
+        the any-batch graph goes on serving it (it keeps its slot; it is not in :attr:`compiled_shapes`)."""
         with self._lock:
             wanted = list(self._wanted)
         compiled = 0
@@ -261,6 +262,8 @@ class _OpenVinoRunner:
                 log.exception("compiling an OpenVINO graph for %s failed; the graph for any batch size serves it", shapes)
                 graph = None
             with self._lock:
+                if graph is None:
+                    self._failed.add(shapes)
                 self._graphs[shapes] = graph if graph is not None else self._graphs[None]
                 self._wanted = [w for w in self._wanted if w != shapes]
         return compiled

@@ -68,8 +68,8 @@ def test_openvino_compiles_a_graph_per_input_shape_up_to_a_bound(weights):
 
 @pytest.mark.skipif("openvino" not in CPU_ENGINES, reason="openvino not installed")
 def test_openvino_serves_a_new_shape_from_the_any_batch_graph_until_its_own_is_compiled(weights):
-    """How the app's live path avoids stalls: once the any-batch graph exists, a new batch size runs on it at
-    once, and gets a graph of its own only when compile_wanted runs (the app's compile thread)."""
+    """How a live service avoids stalls: once the any-batch graph exists, a new batch size runs on it at
+    once, and gets a graph of its own only when compile_wanted runs (the service's compile thread)."""
     reference = load_model(weights, precision="fp32")
     runner = engines.RUNNERS["openvino"](load_model(weights, precision="fp32", engine="openvino").onnx("model"),
                                          torch.device("cpu"), "fp32")
@@ -87,6 +87,32 @@ def test_openvino_serves_a_new_shape_from_the_any_batch_graph_until_its_own_is_c
         assert runner.compiled_shapes == [shape(1), None, shape(2)] and runner.wanted == []
         [got] = runner({"window": two.numpy()})
         assert relative_error(torch.from_numpy(got), reference(two)) <= TOLERANCE
+
+
+@pytest.mark.skipif("openvino" not in CPU_ENGINES, reason="openvino not installed")
+def test_openvino_keeps_serving_a_shape_whose_own_graph_fails_to_compile(weights, monkeypatch, caplog):
+    """The failure is logged, the shape is not retried or listed as compiled, and its calls go on."""
+    reference = load_model(weights, precision="fp32")
+    runner = engines.RUNNERS["openvino"](load_model(weights, precision="fp32", engine="openvino").onnx("model"),
+                                         torch.device("cpu"), "fp32")
+    shape = lambda n: (("window", (n, 8, 5, 3, 64, 64)),)  # noqa: E731
+    runner({"window": _windows(1, seed=1).numpy()})
+    runner.compile_any_batch()
+    three = _windows(3, seed=3)
+    runner({"window": three.numpy()})
+    assert runner.wanted == [shape(3)]
+
+    def no_graph(shapes):
+        raise RuntimeError("out of memory")
+
+    monkeypatch.setattr(runner, "_compile", no_graph)
+    assert runner.compile_wanted() == 0 and "out of memory" in caplog.text
+    assert runner.compiled_shapes == [shape(1), None] and runner.wanted == []
+    for _ in range(2):  # served by the any-batch graph, not asked for again
+        [got] = runner({"window": three.numpy()})
+        with torch.no_grad():
+            assert relative_error(torch.from_numpy(got), reference(three)) <= TOLERANCE
+    assert runner.wanted == []
 
 
 @pytest.mark.skipif(importlib.util.find_spec("openvino") is None, reason="openvino not installed")
