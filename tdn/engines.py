@@ -22,6 +22,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import importlib.util
+import json
 import logging
 import threading
 from functools import lru_cache
@@ -33,7 +34,7 @@ import torch
 import yaml
 from torch import nn
 
-from tdn.export import ONNX_PARTS, example_input, onnx_bytes
+from tdn.export import ONNX_META_KEY, ONNX_PARTS, example_input, onnx_bytes
 from tdn.model import TDN
 from tdn.registry import ENGINE_PACKAGES, ENGINES
 
@@ -56,6 +57,10 @@ MIN_GAIN = 0.10
 # input shapes an OpenVINO graph is compiled for, each (~2 s and the weights again for TDN-R50), before
 # further shapes share one graph for any batch size (see _OpenVinoRunner)
 OPENVINO_STATIC_SHAPES = 4
+# Windows' worth of input per TensorRT call: its engines are built for 1 to this many (one optimisation
+# profile, tensorrt_profile) and larger calls are split (the live path sends at most pipeline.max_batch,
+# 8 by default).
+TENSORRT_MAX_WINDOWS = 8
 
 Runner = Callable[[dict[str, np.ndarray]], list[np.ndarray]]  # named inputs -> outputs in the graph's order
 
@@ -138,9 +143,44 @@ def _onnxruntime_runner(onnx: bytes, device: torch.device, precision: str, provi
     return lambda inputs: session.run(None, inputs)
 
 
+def tensorrt_profile(onnx: bytes, max_windows: int = TENSORRT_MAX_WINDOWS) -> tuple[dict[str, str], int]:
+    """ONNX Runtime's TensorRT options for one optimisation profile of the graph ``onnx`` (an export of
+    :func:`tdn.export.onnx_bytes`): its input from 1 row (optimised for) to ``max_windows`` windows'
+    worth, other dimensions as exported; and that largest row count. Without an explicit profile the
+    provider builds an engine for the first batch size and builds it again (minutes, on the live path)
+    each time a larger one comes."""
+    import onnx as onnx_format
+
+    proto = onnx_format.load_model_from_string(onnx)
+    meta = json.loads({prop.key: prop.value for prop in proto.metadata_props}[ONNX_META_KEY])
+    max_rows = max_windows * (meta["num_segments"] if meta["part"] == "segments" else 1)  # segments: T per window
+
+    def shapes(rows: int) -> str:  # "name:rowsxd1xd2..." per input, comma-separated
+        dims = {t.name: [d.dim_value for d in t.type.tensor_type.shape.dim[1:]] for t in proto.graph.input}
+        return ",".join(f"{name}:" + "x".join(map(str, [rows, *rest])) for name, rest in dims.items())
+
+    return {"trt_profile_min_shapes": shapes(1), "trt_profile_opt_shapes": shapes(1),
+            "trt_profile_max_shapes": shapes(max_rows)}, max_rows
+
+
+def _in_chunks(run: Runner, max_rows: int) -> Runner:
+    """``run`` on at most ``max_rows`` rows (first dimension) of its inputs at a time, outputs concatenated."""
+    def chunked(inputs: dict[str, np.ndarray]) -> list[np.ndarray]:
+        rows = len(next(iter(inputs.values())))
+        if rows <= max_rows:
+            return run(inputs)
+        chunks = [run({name: array[start:start + max_rows] for name, array in inputs.items()})
+                  for start in range(0, rows, max_rows)]
+        return [np.concatenate(outputs) for outputs in zip(*chunks)]
+
+    return chunked
+
+
 def _tensorrt_runner(onnx: bytes, device: torch.device, precision: str) -> Runner:
-    trt = ("TensorrtExecutionProvider", {"device_id": device.index or 0, "trt_fp16_enable": precision == "fp16"})
-    return _onnxruntime_runner(onnx, device, precision, providers=[trt, "CUDAExecutionProvider"])
+    profile, max_rows = tensorrt_profile(onnx)
+    trt = ("TensorrtExecutionProvider", {"device_id": device.index or 0, "trt_fp16_enable": precision == "fp16",
+                                         **profile})
+    return _in_chunks(_onnxruntime_runner(onnx, device, precision, providers=[trt, "CUDAExecutionProvider"]), max_rows)
 
 
 class _SignalStack(ctypes.Structure):  # the stack_t of sigaltstack(2)

@@ -115,6 +115,30 @@ def test_openvino_keeps_serving_a_shape_whose_own_graph_fails_to_compile(weights
     assert runner.wanted == []
 
 
+@pytest.mark.skipif("onnxruntime" not in CPU_ENGINES, reason="onnxruntime not installed")
+def test_tensorrt_gets_one_profile_for_every_batch_and_larger_calls_are_split(weights):
+    """What the TensorRT runner adds to ONNX Runtime's, checked without a GPU: one optimisation profile
+    per graph, 1 row to TENSORRT_MAX_WINDOWS windows' worth (segments: T per window), and calls beyond it
+    run in pieces with the same outputs as whole (here through ONNX Runtime on the CPU)."""
+    model = load_model(weights, precision="fp32", engine="onnxruntime")
+    m = engines.TENSORRT_MAX_WINDOWS
+    features = tuple(model.forward_segments(_windows(1).flatten(0, 1)).shape[1:])  # (C, h, w) per segment
+    expected = {"model": ("window", (8, 5, 3, 64, 64), m), "segments": ("segments", (5, 3, 64, 64), m * 8),
+                "temporal": ("features", (8, *features), m)}
+    for part, (name, rest, max_rows) in expected.items():
+        profile, rows = engines.tensorrt_profile(model.onnx(part))
+        shape = lambda n: f"{name}:" + "x".join(map(str, (n, *rest)))  # noqa: E731
+        assert profile == {"trt_profile_min_shapes": shape(1), "trt_profile_opt_shapes": shape(1),
+                           "trt_profile_max_shapes": shape(max_rows)} and rows == max_rows, part
+    whole = engines.RUNNERS["onnxruntime"](model.onnx("model"), torch.device("cpu"), "fp32")
+    pieces = []
+    in_pieces = engines._in_chunks(lambda inputs: pieces.append(len(inputs["window"])) or whole(inputs), 2)
+    x = _windows(5, seed=5).numpy()
+    [got], [expected_logits] = in_pieces({"window": x}), whole({"window": x})
+    assert pieces == [2, 2, 1] and got.shape == expected_logits.shape
+    assert relative_error(torch.from_numpy(got), torch.from_numpy(expected_logits)) <= TOLERANCE
+
+
 @pytest.mark.skipif(importlib.util.find_spec("openvino") is None, reason="openvino not installed")
 def test_openvino_bf16_agrees_with_fp32_on_top1(official_fixture):  # noqa: F811
     """As the torch bf16 path does (tests/unit/test_model.py): >= 99% top-1 agreement with torch fp32."""
