@@ -147,8 +147,8 @@ def tensorrt_profile(onnx: bytes, max_windows: int = TENSORRT_MAX_WINDOWS) -> tu
     """ONNX Runtime's TensorRT options for one optimisation profile of the graph ``onnx`` (an export of
     :func:`tdn.export.onnx_bytes`): its input from 1 row (optimised for) to ``max_windows`` windows'
     worth, other dimensions as exported; and that largest row count. Without an explicit profile the
-    provider builds an engine for the first batch size and builds it again (minutes, on the live path)
-    each time a larger one comes."""
+    provider builds an engine for the first batch size and builds it again (on the live path) each time
+    a larger one comes."""
     import onnx as onnx_format
 
     proto = onnx_format.load_model_from_string(onnx)
