@@ -29,7 +29,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "train": ("cli.train", "train a model from TDN-format lists"),
     "eval": ("cli.eval", "evaluate a model on a TDN-format list"),
     "synth": ("cli.synth", "generate the synthetic motion dataset"),
-    "export": ("cli.export", "export a model to TorchScript"),
+    "export": ("cli.export", "export a model to TorchScript or ONNX (exact, self-describing)"),
     "cluster": ("cli.cluster", "cluster mode on Ray: camera cells on many machines behind one HTTP front end"),
 }
 
