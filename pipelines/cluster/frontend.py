@@ -159,6 +159,13 @@ class ClipScorer:
         self.score_batch = serve.batch(max_batch_size=config.cluster.predict_batch,
                                        batch_wait_timeout_s=config.cluster.predict_wait_ms / 1000)(self._score_batch)
 
+    def __del__(self):
+        """Serve's graceful shutdown of the replica: close the service, which waits for a compile under
+        way (OpenVINO aborts the process if it exits mid-compile)."""
+        service = getattr(self, "service", None)  # None if __init__ failed
+        if service is not None:
+            service.close()
+
     async def score(self, data: bytes, name: str) -> dict:
         """``{"source": name, "topk": [...]}`` (and ``"warning"``), or ``{"source", "error"}``."""
         return await self.score_batch((data, name))
