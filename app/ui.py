@@ -40,10 +40,10 @@ def build_ui(host: ModelHost, config: Config, *, cluster_url: str | None = None)
     sessions: weakref.WeakValueDictionary[str, BrowserSession] = weakref.WeakValueDictionary()
 
     def open_session(request: gr.Request) -> tuple:
-        """The tab's session, and its buttons enabled: a click before this would find no session."""
+        """The tab's session, and its controls enabled: a click before this would find no session."""
         session = BrowserSession(host, config.app.max_cameras)
         sessions[request.session_hash] = session
-        return session, *[gr.update(interactive=True)] * len(session_buttons)
+        return session, *[gr.update(interactive=True)] * len(session_controls)
 
     def close_session(request: gr.Request) -> None:
         """The tab closed (Gradio's unload): remove its streams now."""
@@ -76,10 +76,10 @@ def build_ui(host: ModelHost, config: Config, *, cluster_url: str | None = None)
                                     elem_id="heatmap-opacity")
                 gr.HTML(views.heatmap_legend_html(), elem_id="heatmap-legend")
         page = PageControls(session=session, threshold=threshold, heatmap=heatmap, opacity=opacity)
-        session_buttons = [*webcam.build(host, config, page),
-                           *cameras.build(host, config, page, cluster_url=cluster_url)]
+        session_controls = [*webcam.build(host, config, page),
+                            *cameras.build(host, config, page, cluster_url=cluster_url)]
         clip.build(host, config, page)
-        demo.load(open_session, outputs=[session, *session_buttons])
+        demo.load(open_session, outputs=[session, *session_controls])
         demo.unload(close_session)
     return demo
 

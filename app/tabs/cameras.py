@@ -44,9 +44,9 @@ def _tile(camera: Camera, service: RecognitionService, stats: dict[str, StatsEve
     return image, latest, views.label_title(latest, threshold), views.stream_summary(now, latest, threshold)
 
 
-def build(host: ModelHost, config: Config, page: PageControls, *, cluster_url: str | None = None) -> list[gr.Button]:
+def build(host: ModelHost, config: Config, page: PageControls, *, cluster_url: str | None = None) -> list[gr.Component]:
     """The Cameras tab, with ``cluster_url`` also listing the cameras of that cluster's front end;
-    returns its buttons that need the tab's session (disabled until it is open)."""
+    returns its controls that need the tab's session (disabled until it is open)."""
     app_cfg = config.app
 
     def on_add(text: str, name: str, session: BrowserSession | None):
@@ -134,7 +134,7 @@ def build(host: ModelHost, config: Config, page: PageControls, *, cluster_url: s
     with gr.Tab("Cameras", elem_id="tab-cameras"):
         with gr.Row():
             source = gr.Textbox(label="Camera", placeholder="0, rtsp://user:pass@host:554/stream, http://…",
-                                scale=4, elem_id="camera-source")
+                                scale=4, interactive=False, elem_id="camera-source")
             name = gr.Textbox(label="Name (optional)", placeholder="default: host and path", max_length=60,
                               scale=2, elem_id="camera-name")
             add = gr.Button("Add camera", scale=1, interactive=False, elem_id="add-camera")
@@ -169,4 +169,4 @@ def build(host: ModelHost, config: Config, page: PageControls, *, cluster_url: s
     demo.click(on_demo, page.session, message)
     refresh.tick(slots, [page.session, page.threshold, page.heatmap, page.opacity], slot_outputs,
                  show_progress="hidden", concurrency_limit=None)
-    return [add, demo]
+    return [source, add, demo]  # the source's Enter adds a camera too

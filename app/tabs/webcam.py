@@ -101,8 +101,8 @@ class _TabWebcam:
     panel_shows: tuple[float | None, float] | None = None  # (prediction time, threshold) the label panel shows
 
 
-def build(host: ModelHost, config: Config, page: PageControls) -> list[gr.Button]:
-    """The Webcam tab; returns its buttons that need the tab's session (disabled until it is open)."""
+def build(host: ModelHost, config: Config, page: PageControls) -> list[gr.Component]:
+    """The Webcam tab; returns its controls that need the tab's session (disabled until it is open)."""
     app_cfg = config.app
     peers = WebcamPeers(ice_servers(app_cfg))
     tabs: weakref.WeakKeyDictionary[BrowserSession, _TabWebcam] = weakref.WeakKeyDictionary()

@@ -158,8 +158,9 @@ def test_stop_clears_the_view_and_frees_the_slot_and_a_closed_tab_frees_it_too(c
 
 
 def test_start_clicked_while_the_tab_opens_its_session_waits_for_it(camera_25fps, app_server, monkeypatch):
-    """Start stays disabled until the page's load event has opened the tab's session, so an early
-    click (a busy server at start-up) is not answered with "still loading" but starts the webcam."""
+    """Start (and the Cameras tab's controls) stay disabled until the page's load event has opened the
+    tab's session, so an early click (a busy server at start-up) is not answered with "still loading"
+    but starts the webcam."""
     from app import ui
 
     opening = threading.Event()
@@ -177,8 +178,9 @@ def test_start_clicked_while_the_tab_opens_its_session_waits_for_it(camera_25fps
         assert page.locator("#webcam-start").is_disabled()
         start(page)  # Playwright's click waits for the button to be enabled
         assert len(webcam_streams(host)) == 1
-        page.get_by_role("tab", name="Cameras").click()  # its buttons were enabled by the same event
+        page.get_by_role("tab", name="Cameras").click()  # its controls were enabled by the same event
         assert page.locator("#add-camera").is_enabled() and page.locator("#demo-stream").is_enabled()
+        assert page.locator("#camera-source textarea, #camera-source input").first.is_editable()
     wait_until(lambda: not webcam_streams(host), timeout_s=120, what="the closed tab's webcam to be reclaimed")
 
 
