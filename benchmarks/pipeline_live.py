@@ -29,9 +29,10 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from pipelines.events import PredictionEvent  # noqa: E402
-from pipelines.service import LIVE_PARTS, RecognitionService  # noqa: E402
+from pipelines.service import RecognitionService  # noqa: E402
 from tdn.bench import emit_record, machine, rss_mb, utc_now  # noqa: E402
 from tdn.config import load_config, parse_override  # noqa: E402
+from tdn.export import LIVE_PARTS  # noqa: E402
 from tdn.synth import CLASSES, FULL_PACE, ClipSpec, render_clip  # noqa: E402
 from tdn.video import write_video  # noqa: E402
 

@@ -51,10 +51,11 @@ def _video_paths(path: str, count: int) -> list[Path]:
 
 def main(args: argparse.Namespace) -> int:
     from pipelines.events import StatusEvent
-    from pipelines.service import LIVE_PARTS, RecognitionService
+    from pipelines.service import RecognitionService
     from pipelines.sinks import AnnotatedVideoWriter, EventPrinter, check_video_path
     from pipelines.sources import describe_source
     from pipelines.types import SourceError, SourceStatus
+    from tdn.export import LIVE_PARTS
     from tdn.video import DEFAULT_FPS
 
     config = config_from_args(args)

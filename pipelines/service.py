@@ -42,6 +42,7 @@ from pipelines.scheduler import WindowScheduler
 from pipelines.sources import PushSource, Source, describe_source, open_source, recent_rate
 from pipelines.types import FINAL_STATES, Frame, SourceStatus
 from tdn.config import Config
+from tdn.export import CLIP_PARTS, LIVE_PARTS
 from tdn.transforms import PreprocessSpec
 from tdn.video import ProgressCallback
 
@@ -52,8 +53,6 @@ _POLL_S = 0.5  # how long a window thread waits for a new frame before checking 
 _LIBC = ctypes.CDLL(ctypes.util.find_library("c"))
 
 
-LIVE_PARTS = ("segments", "temporal")  # the graphs streams run (tdn.export.ONNX_PARTS names)
-CLIP_PARTS = ("model",)  # the graph clip views run
 COMPILE_INTERVAL_S = 1.0  # how often compile_ahead's thread looks for batch sizes without a graph of their own
 TRIM_EVERY_S = 60.0  # the stats thread also hands freed heap memory back this often
 

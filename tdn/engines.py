@@ -34,7 +34,7 @@ import torch
 import yaml
 from torch import nn
 
-from tdn.export import ONNX_META_KEY, ONNX_PARTS, example_input, onnx_bytes
+from tdn.export import CLIP_PARTS, LIVE_PARTS, ONNX_META_KEY, ONNX_PARTS, example_input, onnx_bytes
 from tdn.model import TDN
 from tdn.registry import ENGINE_PACKAGES, ENGINES
 
@@ -227,9 +227,9 @@ class _OpenVinoRunner:
     A new shape's graph is compiled by the call that brings it, unless the any-batch graph exists
     (:meth:`compile_any_batch`): then that graph serves the shape at once and the shape waits in
     :attr:`wanted` until :meth:`compile_wanted` (a service's compile thread,
-    ``RecognitionService.compile_ahead``) compiles it, so a live service never stalls on a compilation. Calls are serialised (one infer request per graph); every
-    call into OpenVINO, freeing included (on whichever thread drops the runner), keeps the calling
-    thread's signal stack (:func:`_keeping_signal_stack`)."""
+    ``RecognitionService.compile_ahead``) compiles it, so a live service never stalls on a compilation.
+    Calls are serialised (one infer request per graph); every call into OpenVINO, freeing included (on
+    whichever thread drops the runner), keeps the calling thread's signal stack (:func:`_keeping_signal_stack`)."""
 
     def __init__(self, onnx: bytes, device: torch.device, precision: str):
         self._onnx = onnx
@@ -237,14 +237,15 @@ class _OpenVinoRunner:
                         "INFERENCE_NUM_THREADS": torch.get_num_threads(), "PERFORMANCE_HINT": "LATENCY"}
         self._graphs: dict[tuple | None, tuple] = {}  # input shapes (None: any batch) -> (compiled, request, outputs)
         self._wanted: list[tuple] = []  # shapes served by the any-batch graph until compile_wanted
-        self._failed: set[tuple] = set()  # shapes whose own graph failed to compile: the any-batch graph serves them
         self._lock = threading.Lock()
 
     @property
     def compiled_shapes(self) -> list[tuple | None]:
-        """The input shapes compiled for, in order (``None``: the graph for any batch size)."""
+        """The input shapes compiled for, in order (``None``: the graph for any batch size); a shape whose
+        own graph failed to compile is served by the any-batch graph and is not listed."""
         with self._lock:
-            return [shapes for shapes in self._graphs if shapes not in self._failed]
+            any_batch = self._graphs.get(None)
+            return [shapes for shapes, graph in self._graphs.items() if shapes is None or graph is not any_batch]
 
     @property
     def wanted(self) -> list[tuple]:
@@ -299,11 +300,10 @@ class _OpenVinoRunner:
                 graph = self._compile(shapes)
                 compiled += 1
             except Exception:
-                log.exception("compiling an OpenVINO graph for %s failed; the graph for any batch size serves it", shapes)
+                log.exception("compiling an OpenVINO graph for %s failed; the graph for any batch size serves it",
+                              shapes)
                 graph = None
             with self._lock:
-                if graph is None:
-                    self._failed.add(shapes)
                 self._graphs[shapes] = graph if graph is not None else self._graphs[None]
                 self._wanted = [w for w in self._wanted if w != shapes]
         return compiled
@@ -364,7 +364,7 @@ class EngineModel(nn.Module):
         with self._lock:
             return set(self._ran)
 
-    def compile_graphs(self, parts=("segments", "temporal", "model")) -> None:
+    def compile_graphs(self, parts: tuple[str, ...] = LIVE_PARTS + CLIP_PARTS) -> None:
         """Export and compile ``parts`` now rather than on their first use (a few seconds each): each is
         run on one window's worth of input, and where the runner compiles per input shape (OpenVINO)
         its graph for any batch size is compiled too, so that no later batch size waits for a

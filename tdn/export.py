@@ -117,6 +117,8 @@ ONNX_PARTS = {
     "segments": (("segments",), ("features", "response")),
     "temporal": (("features",), ("logits",)),
 }
+LIVE_PARTS = ("segments", "temporal")  # the parts streams run, in the order they run
+CLIP_PARTS = ("model",)  # the part clip views run
 
 
 class _Segments(nn.Module):

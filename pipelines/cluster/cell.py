@@ -23,9 +23,10 @@ import torch
 
 from pipelines.events import Event, StatusEvent
 from pipelines.masking import mask_credentials
-from pipelines.service import LIVE_PARTS, RecognitionService
+from pipelines.service import RecognitionService
 from pipelines.types import Frame, SourceStatus, Window
 from tdn.config import Config
+from tdn.export import LIVE_PARTS
 from tdn.sampling import SEGMENT_LENGTH
 
 CALIBRATION_STREAM = "\0calibration"  # no camera id can be this (ids are checked by the controller)
@@ -53,7 +54,7 @@ class CameraCell:
         self.service = RecognitionService(config)
         p, t = config.pipeline, self.service.model.cfg.num_segments
         self.demand_per_camera = t / p.window_seconds  # windows/s one live camera asks for (one per segment step)
-        self.service.compile_ahead(wait=True, parts=LIVE_PARTS)  # an ONNX engine's compile time is not engine work to calibrate
+        self.service.compile_ahead(wait=True, parts=LIVE_PARTS)  # compile time is not engine work to calibrate
         self._calibrate()
         self.service.subscribe(self._record)
 

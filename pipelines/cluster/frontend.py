@@ -151,7 +151,8 @@ class ClipScorer:
     def __init__(self, config: Config):
         import torch
 
-        from pipelines.service import CLIP_PARTS, RecognitionService
+        from pipelines.service import RecognitionService
+        from tdn.export import CLIP_PARTS
 
         torch.set_num_threads(config.cluster.torch_threads)
         self.service = RecognitionService(config)  # no streams: its engine and model for clips
